@@ -1,0 +1,128 @@
+"""`agit …`: the command-line face of the package (notebooks are the other; both call the same functions)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import PRESETS, VARIANTS, parse_override, preset
+
+
+def default_run_dir(cfg) -> Path:
+    return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{cfg.variant}"
+
+
+def cmd_train(args):
+    from .train import Trainer
+
+    overrides = dict(parse_override(kv) for kv in args.set)
+    for key, value in (("data", args.data), ("variant", args.variant), ("epochs", args.epochs),
+                       ("switch_epoch", args.switch_epoch)):
+        if value is not None:
+            overrides[key] = value
+    if args.resume:
+        if not args.out:
+            raise SystemExit("agit: error: --resume needs --out RUN (the run to continue)")
+        trainer = Trainer.resume(args.out, args.device, **overrides)
+    else:
+        cfg = preset(args.preset, **overrides)
+        trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device)
+    print(f"training {trainer.cfg.preset}/{trainer.cfg.variant} on {trainer.cfg.data} "
+          f"({trainer.device}) -> {trainer.run}")
+    trainer.fit()
+    print(f"done: {trainer.run}")
+
+
+def cmd_translate(args):
+    from .train import load_model
+    from .translate import translate_folder
+
+    model = load_model(args.run, args.checkpoint, args.device)
+    n = translate_folder(model, args.input, args.direction, args.out, args.batch_size)
+    print(f"translated {n} images ({args.direction}) -> {args.out}/images, attention -> {args.out}/attention")
+
+
+def cmd_data(args):
+    from . import data, synthetic
+
+    if args.action == "synth":
+        path = synthetic.make_synthetic(args.root, args.name, args.size, args.n_train, args.n_test,
+                                        args.seed, args.background, args.empty_fraction, args.overlap)
+    elif args.action == "download":
+        path = data.download(args.name, args.root, args.url)
+    else:
+        path = data.import_folders(args.a, args.b, args.name, args.root, args.test_fraction, args.seed)
+    print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="agit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train AGGAN (or a variant) on a dataset folder")
+    t.add_argument("--data", help="dataset root with trainA/ trainB/ (default: the preset's)")
+    t.add_argument("--preset", default="quick", choices=list(PRESETS))
+    t.add_argument("--variant", choices=VARIANTS)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--switch-epoch", type=int, help="first epoch of stage 2")
+    t.add_argument("--out", help="run folder (default results/runs/<data>-<preset>-<variant>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
+    t.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("translate", help="translate a folder of images with a trained run")
+    r.add_argument("--run", required=True)
+    r.add_argument("--input", required=True)
+    r.add_argument("--direction", default="s2t", choices=["s2t", "t2s"])
+    r.add_argument("--out", required=True)
+    r.add_argument("--checkpoint", help="a checkpoint file (default RUN/checkpoints/latest.pt)")
+    r.add_argument("--batch-size", type=int, default=8)
+    r.add_argument("--device")
+    r.set_defaults(func=cmd_translate)
+
+    d = sub.add_parser("data", help="make, fetch or import a dataset")
+    dsub = d.add_subparsers(dest="action", required=True)
+    s = dsub.add_parser("synth", help="the embedded synthetic horse/zebra domains, with masks")
+    s.add_argument("--root", default="data")
+    s.add_argument("--name", default="synthetic")
+    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--n-train", type=int, default=400)
+    s.add_argument("--n-test", type=int, default=100)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--background", default="distinct", choices=["distinct", "shared"])
+    s.add_argument("--empty-fraction", type=float, default=0.15)
+    s.add_argument("--overlap", type=float, default=0.0,
+                   help="chance that an image takes the other domain's background")
+    g = dsub.add_parser("download", help="a CycleGAN dataset zip")
+    g.add_argument("name")
+    g.add_argument("--root", default="data")
+    g.add_argument("--url", help="base URL (default $AGIT_DATASET_URL or the efrosgans host)")
+    i = dsub.add_parser("import", help="two folders of images into the dataset layout")
+    i.add_argument("--a", required=True, help="source-domain images")
+    i.add_argument("--b", required=True, help="target-domain images")
+    i.add_argument("--name", required=True)
+    i.add_argument("--root", default="data")
+    i.add_argument("--test-fraction", type=float, default=0.1)
+    i.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+    from .train import TrainingDiverged
+
+    try:
+        args.func(args)
+    except (DataError, KeyError, ValueError, FileNotFoundError, TrainingDiverged, RuntimeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"agit: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

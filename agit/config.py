@@ -1,0 +1,181 @@
+"""Configuration: one dataclass, named presets, and the Table 2 variants.
+
+Every point where the paper's text and the authors' released TensorFlow code
+disagree is a named field here, so the two presets differ only in data:
+
+* ``official`` follows the released code (what produced the paper's numbers);
+* ``paper`` follows the paper's text where it is explicit, the code where it is silent;
+* ``quick`` is the CPU-minutes default on the embedded synthetic data;
+* ``ci`` is seconds with tiny networks, for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+# Table 2 ablations plus CycleGAN (attention identically 1).
+VARIANTS = ("ours", "cycle", "cycleatt", "as", "at", "d", "da", "cyclegan")
+
+
+@dataclass
+class Config:
+    preset: str = "official"
+    variant: str = "ours"
+    method: str = "aggan"
+    data: str = "data/horse2zebra"
+
+    # images: resize to load_size (square), random crop to size, random flip
+    size: int = 256
+    load_size: int | None = None  # None: CycleGAN's 286/256 ratio
+    shuffle: bool = False  # released code: fixed pairs (a_i, b_{i mod |B|})
+
+    # generator F (Appendix A; released code where it differs)
+    ngf: int = 32
+    n_res: int = 9
+    gen_padding: str = "zeros"  # released code pads with zeros, CycleGAN reflects
+    gen_last_kernel: int = 7  # paper: c3s1-3-T; code: 7x7
+    # attention net A
+    att_ngf: int = 32
+    att_up_kernel: int = 1  # paper: 3x3 after each up2; code: effectively 1x1
+    att_last_kernel: int = 1  # paper: c7s1-1-S; code: effectively 1x1
+    att_init_bias: float = 0.0  # bias of the last conv: sigmoid(b) is the initial attention
+    # discriminator D
+    ndf: int = 64
+    d_layers: int = 3  # stride-2 convs before the two stride-1 convs
+    d_pad: int = 2  # released code: 2-px zero pad before each 4x4 valid conv
+    d_norm_first: bool = True  # instance norm on D's first layer too
+
+    # objective (Eq. 2-7)
+    lambda_cyc: float = 10.0
+    tau: float = 0.1
+    pool_size: int = 50
+
+    # schedule
+    epochs: int = 100
+    switch_epoch: int = 30
+    decay_epoch: int = 50  # lr constant until here, then linear to ~0 at `epochs`
+    iters_per_epoch: int | None = None  # None: one pass over the source domain
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 1
+    update_order: str = "sequential"  # released code: G_ST, D_T, G_TS, D_S; "joint": Eq. 4 at once
+    seed: int = 0
+    workers: int = 0  # DataLoader worker processes
+
+    # run bookkeeping
+    sample_every: int = 1  # epochs between sample grids
+    n_samples: int = 4
+    checkpoint_every: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        if self.update_order not in ("sequential", "joint"):
+            raise ValueError(f"update_order must be 'sequential' or 'joint', got {self.update_order!r}")
+        if self.gen_padding not in ("zeros", "reflect"):
+            raise ValueError(f"gen_padding must be 'zeros' or 'reflect', got {self.gen_padding!r}")
+        if self.size % 4:
+            raise ValueError(f"size must be a multiple of 4 (two stride-2 stages), got {self.size}")
+        if self.load_size is None:
+            self.load_size = round(self.size * 286 / 256)
+
+    # -- what each variant switches (the model and loop ask these, never the name) --
+    @property
+    def attention_s(self) -> bool:
+        """Whether A_S is learned; otherwise s_a is fixed to 1 (CycleGAN in S->T)."""
+        return self.variant not in ("cyclegan", "at")
+
+    @property
+    def attention_t(self) -> bool:
+        return self.variant not in ("cyclegan", "as")
+
+    @property
+    def attention_guided_d(self) -> bool:
+        """Stage 2 shows D only the thresholded attended pixels (Eq. 6-7)."""
+        return self.variant not in ("d", "da", "cyclegan")
+
+    @property
+    def freeze_attention(self) -> bool:
+        """Stage 2 stops training A_S and A_T ('Ours-D-A' keeps training them)."""
+        return self.variant != "da"
+
+    @property
+    def cycle_attention(self) -> str:
+        """Which attention composes s'' (Eq. 3): A_T(s') or, for 'Ours-cycleAtt', s_a reused."""
+        return "reuse" if self.variant == "cycleatt" else "recompute"
+
+    @property
+    def use_cycle(self) -> bool:
+        return self.variant != "cycle"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        return cls(**_checked(d))
+
+
+def _checked(overrides: dict) -> dict:
+    known = {f.name for f in fields(Config)}
+    for key in overrides:
+        if key not in known:
+            raise KeyError(f"unknown config key {key!r}")
+    return overrides
+
+
+PRESETS: dict[str, dict] = {
+    # The released code, deviations from the paper's text included.
+    "official": dict(),
+    # The paper's text where explicit (Appendix A layers), the code where silent.
+    "paper": dict(gen_last_kernel=3, att_up_kernel=3, att_last_kernel=7),
+    # CPU minutes on the synthetic default (see README: how it was tuned).
+    "quick": dict(
+        data="data/synthetic", size=64, ngf=16, n_res=4, att_ngf=16, ndf=32,
+        epochs=10, switch_epoch=6, decay_epoch=8, iters_per_epoch=None,
+        lr=2e-4, pool_size=50, shuffle=True, update_order="joint",
+        att_init_bias=0.0, sample_every=1,
+    ),
+    # Seconds, tiny networks: for tests and the ci profile.
+    "ci": dict(
+        data="data/ci", size=32, ngf=4, n_res=1, att_ngf=4, ndf=8, d_layers=2,
+        epochs=2, switch_epoch=1, decay_epoch=1, iters_per_epoch=4,
+        lr=2e-4, pool_size=4, shuffle=True, update_order="joint", n_samples=2,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> Config:
+    """The named preset with `overrides` applied; unknown keys are an error naming the key."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return Config(**{**PRESETS[name], "preset": name, **_checked(overrides)})
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` from the command line, the value typed like the field's default."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ValueError(f"--set expects key=value, got {text!r}")
+    kinds = {f.name: f for f in fields(Config)}
+    if key not in kinds:
+        raise KeyError(f"unknown config key {key!r}")
+    default = kinds[key].default
+    if raw.lower() in ("none", "null"):
+        return key, None
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{key} expects true or false, got {raw!r}")
+        return key, raw.lower() in ("true", "1")
+    if isinstance(default, int) or key in ("load_size", "iters_per_epoch"):
+        return key, int(raw)
+    if isinstance(default, float):
+        return key, float(raw)
+    return key, raw

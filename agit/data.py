@@ -1,0 +1,346 @@
+"""Image folders as the method sees them: two unpaired domains, A = source S and B = target T.
+
+The layout is CycleGAN's, `<root>/{trainA,trainB,testA,testB}/`, with optional
+ground-truth masks under the same file names in `<root>/{trainA_mask,...}/`.
+Preprocessing follows the paper (and CycleGAN's `resize_and_crop`): resize to
+286×286, random 256×256 crop, random horizontal flip, pixels in [-1, 1]. All the
+randomness of an item comes from a seed that is part of its key, so a training run
+is bit-reproducible and can resume mid-epoch without saving any RNG state.
+
+Also here: fetching the CycleGAN zips and importing any two folders of images
+(e.g. the lion and tiger classes of Animals with Attributes 2) into that layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
+
+IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
+CYCLEGAN_DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite")
+DEFAULT_BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+
+
+class DataError(ValueError):
+    """A problem with the user's data, told in one line that names the path."""
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files in `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"no such folder: {folder}")
+    images = sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS),
+        key=lambda p: p.name,
+    )
+    if not images:
+        raise DataError(f"no images in {folder} (looked for {' '.join(IMG_EXTENSIONS)})")
+    return images
+
+
+def domain_folders(root: str | Path, split: str) -> tuple[Path, Path]:
+    """`root/{split}A` and `root/{split}B`: the source and target domain of a split."""
+    folders = Path(root) / f"{split}A", Path(root) / f"{split}B"
+    for folder in folders:
+        if not folder.is_dir():
+            raise DataError(f"no such folder: {folder}")
+    return folders
+
+
+def mask_folder_for(folder: str | Path) -> Path | None:
+    """The ground-truth mask folder beside an image folder (`trainA` -> `trainA_mask`), if any."""
+    masks = Path(folder).with_name(Path(folder).name + "_mask")
+    return masks if masks.is_dir() else None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    """Decode any PIL mode to 8-bit RGB."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            # PIL's own conversion clips 16-bit values at 255 (a white image); rescale instead.
+            values = np.asarray(image, dtype=np.float64)
+            scale = 257.0 if image.mode != "F" and values.max() > 255 else 1.0
+            return Image.fromarray(np.clip(values / scale, 0, 255).astype(np.uint8)).convert("RGB")
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")  # the direct route makes PIL warn
+        return image.convert("RGB")
+
+
+def read_rgb(path: str | Path) -> torch.Tensor:
+    """An image file as a uint8 tensor 3×H×W."""
+    try:
+        return TF.pil_to_tensor(_open_rgb(Path(path)))
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three on bad files
+        raise DataError(f"cannot read image {path} ({err})") from None
+
+
+def _read_mask(path: Path) -> torch.Tensor:
+    """A mask file as a uint8 tensor 1×H×W in {0, 1}; anything brighter than mid-grey is object."""
+    return (read_rgb(path)[:1] > 127).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def load_size_for(size: int) -> int:
+    """The resize before the random crop, in CycleGAN's ratio 286/256 (64 -> 72, 256 -> 286)."""
+    return round(size * 286 / 256)
+
+
+class DomainFolder(Dataset):
+    """The images of one domain, as dicts {'image', 'mask' (if known), 'path', 'index'}.
+
+    Key an item by `i` or by `(i, seed)`. With `augment`, the crop and flip are drawn
+    from a generator seeded by `seed` (`i` for a plain key), never from global RNG:
+    the same key gives the same tensor in any process, in any order.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        size: int,
+        load_size: int | None = None,
+        augment: bool = False,
+        mask_folder: str | Path | None = None,
+    ):
+        self.folder = Path(folder)
+        self.paths = list_images(self.folder)
+        self.size = size
+        self.load_size = load_size or load_size_for(size)
+        if augment and self.load_size < size:
+            raise ValueError(f"load_size {self.load_size} is smaller than the crop size {size}")
+        self.augment = augment
+        masks = Path(mask_folder) if mask_folder is not None else None
+        # Keyed by stem so that photo.jpg may have its mask saved losslessly as photo.png.
+        self.mask_paths = {p.stem: p for p in list_images(masks)} if masks and masks.is_dir() else {}
+        self.skipped: set[int] = set()  # per process: each DataLoader worker keeps its own
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        # A corrupt file should cost one warning, not a crashed run: serve the next readable one.
+        for offset in range(len(self)):
+            i = (index + offset) % len(self)
+            if i in self.skipped:
+                continue
+            try:
+                return self._item(i, seed)
+            except DataError as err:
+                warnings.warn(f"skipping corrupt image {self.paths[i]} ({err})", stacklevel=2)
+                self.skipped.add(i)
+        raise DataError(f"no readable images in {self.folder}")
+
+    def _item(self, i: int, seed: int) -> dict:
+        path = self.paths[i]
+        transform = self._geometry(seed)
+        item = {  # bicubic, as CycleGAN resizes
+            "image": transform(read_rgb(path), InterpolationMode.BICUBIC).float() / 127.5 - 1,
+            "path": str(path),
+            "index": i,
+        }
+        if path.stem in self.mask_paths:
+            item["mask"] = transform(_read_mask(self.mask_paths[path.stem]), InterpolationMode.NEAREST).float()
+        return item
+
+    def _geometry(self, seed: int):
+        """The resize (with augment: resize, crop, flip) of one item, applied alike to image and mask."""
+        if not self.augment:
+            return lambda x, interpolation: TF.resize(x, [self.size] * 2, interpolation, antialias=True)
+        generator = torch.Generator().manual_seed(seed)
+        top, left = torch.randint(0, self.load_size - self.size + 1, (2,), generator=generator).tolist()
+        flip = torch.rand((), generator=generator).item() < 0.5
+
+        def transform(x: torch.Tensor, interpolation: InterpolationMode) -> torch.Tensor:
+            x = TF.resize(x, [self.load_size] * 2, interpolation, antialias=True)
+            x = TF.crop(x, top, left, self.size, self.size)
+            return TF.horizontal_flip(x) if flip else x
+
+        return transform
+
+
+def pair_indices(n_a: int, n_b: int, epoch: int, seed: int, shuffle: bool) -> list[tuple[int, int]]:
+    """The (a, b) index pairs of one epoch, one per image of A.
+
+    Without shuffle, the released code's order: the same pairs (i, i mod n_b) every
+    epoch. With shuffle, a permutation of A and independent draws from B that depend
+    only on (seed, epoch), so a resumed run sees the same order.
+    """
+    if not shuffle:
+        return [(i, i % n_b) for i in range(n_a)]
+    generator = torch.Generator().manual_seed(_mix(seed, epoch))
+    a = torch.randperm(n_a, generator=generator)
+    b = torch.randint(0, n_b, (n_a,), generator=generator)
+    return list(zip(a.tolist(), b.tolist()))
+
+
+def _mix(*keys: int) -> int:
+    """One well-spread seed from several integers (nearby keys give unrelated streams)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0])
+
+
+# --------------------------------------------------------------------------- writing datasets
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path, replace: bool = False):
+    """Yield an empty sibling folder to fill; it becomes `target` only if the block succeeds.
+
+    So an interrupted download, import or generation never leaves a half-written
+    dataset that a later run would take for complete. `replace` allows an existing
+    target to be removed (only then, and only after success).
+    """
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.partial")
+    if staging.exists():  # left by an interrupted run: ours by its name
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target) if replace else target.rmdir()  # rmdir: refuses unless empty
+    staging.rename(target)
+
+
+def import_folders(
+    a: str | Path,
+    b: str | Path,
+    name: str,
+    root: str | Path = "data",
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> Path:
+    """Copy two folders of images into `root/name/{trainA,trainB,testA,testB}`.
+
+    The split is a seeded shuffle, so the same call gives the same split anywhere,
+    with at least one test and one train image per domain. The sources are only read.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    target = Path(root) / name
+    if target.exists() and any(target.iterdir()):
+        raise DataError(f"{target} already exists and is not empty; remove it or choose another name")
+    sources = {"A": list_images(a), "B": list_images(b)}
+    for domain, folder in zip("AB", (a, b)):
+        if len(sources[domain]) < 2:
+            raise DataError(f"need at least 2 images in {folder} to split into train and test")
+    with staged_folder(target) as staging:
+        for d, (domain, paths) in enumerate(sources.items()):
+            order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(_mix(seed, d)))
+            n_test = min(len(paths) - 1, max(1, round(len(paths) * test_fraction)))
+            for rank, k in enumerate(order.tolist()):
+                split = "test" if rank < n_test else "train"
+                (staging / f"{split}{domain}").mkdir(exist_ok=True)
+                shutil.copy2(paths[k], staging / f"{split}{domain}" / paths[k].name)
+    return target
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def download(name: str, root: str | Path = "data", base_url: str | None = None, timeout: float = 30) -> Path:
+    """Fetch and unpack a CycleGAN dataset into `root/name/{trainA,trainB,testA,testB}`.
+
+    Resumable: the bytes received so far are kept in `root/name.zip.part` and an
+    interrupted download continues from there (HTTP Range). The archive is checked
+    (length and zip CRCs) before it is unpacked, and removed only after success.
+    The server is `base_url`, else `$AGIT_DATASET_URL`, else DEFAULT_BASE_URL.
+    """
+    if name not in CYCLEGAN_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(CYCLEGAN_DATASETS)}")
+    target = Path(root) / name
+    missing = [f for f in SPLIT_FOLDERS if not (target / f).is_dir()]
+    if not missing:
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise DataError(f"{target} exists but lacks {', '.join(missing)}; remove it and run again")
+    base_url = base_url or os.environ.get("AGIT_DATASET_URL") or DEFAULT_BASE_URL
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    part = Path(root) / f"{name}.zip.part"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch(url, part, timeout)
+    except (urllib.error.URLError, OSError) as err:  # offline, refused, timed out, HTTP error
+        reason = getattr(err, "reason", None) or err
+        raise DataError(
+            f"could not download {url} ({reason}). "
+            f"Fetch it by hand and unzip it so that {target}/trainA … exist"
+        ) from None
+    _unpack(part, target)
+    part.unlink()
+    return target
+
+
+def _fetch(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of `url` to `part`; check the total against Content-Length."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416:  # nothing left to send: the part is already whole
+            return
+        raise
+    with response:
+        if response.status != 206:  # the server ignored Range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(part, "ab" if have else "wb") as file, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=part.name
+        ) as bar:
+            while chunk := response.read(1 << 16):
+                file.write(chunk)
+                bar.update(len(chunk))
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise OSError(f"got {size} of {total} bytes; run again to resume")
+
+
+def _unpack(archive: Path, target: Path) -> None:
+    """Check the zip's CRCs and unpack it; the CycleGAN zips hold one top folder `name/`."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"bad CRC for {bad}")
+            with staged_folder(target) as staging:
+                zf.extractall(staging)
+                top = staging / target.name
+                inner = top if (top / "trainA").is_dir() else staging
+                missing = [f for f in SPLIT_FOLDERS if not (inner / f).is_dir()]
+                if missing:
+                    raise DataError(f"{archive} lacks {', '.join(missing)}")
+                if inner is top:  # lift name/* up one level
+                    for child in top.iterdir():
+                        child.rename(staging / child.name)
+                    top.rmdir()
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{archive} is not a valid zip ({err}); delete it and run again") from None

@@ -1,0 +1,142 @@
+"""The three networks of Appendix A: generator F, attention net A, discriminator D.
+
+Layer names follow CycleGAN's notation used by the paper: ``c7s1-k`` is a 7x7
+stride-1 convolution with k filters, ``rk`` a residual block, ``tcks2`` a
+stride-2 transposed convolution, ``up2`` nearest-neighbour upsampling. Where
+the released code differs from the text, a config field chooses (see config.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import Config
+
+
+def conv_in_relu(cin, cout, kernel, stride=1, padding=0, padding_mode="zeros", norm=True):
+    """A `cksj-k-R` layer: convolution, instance norm, ReLU."""
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding, padding_mode=padding_mode)]
+    if norm:
+        layers.append(nn.InstanceNorm2d(cout, affine=True))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """`rk`: two 3x3 convolutions; the released code applies ReLU after the sum."""
+
+    def __init__(self, dim, padding_mode="zeros"):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_in_relu(dim, dim, 3, padding=1, padding_mode=padding_mode),
+            nn.Conv2d(dim, dim, 3, padding=1, padding_mode=padding_mode),
+            nn.InstanceNorm2d(dim, affine=True),
+        )
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+class Generator(nn.Module):
+    """F: c7s1-32-R, c3s2-64-R, c3s2-128-R, r128 x n_res, tc64s2, tc32s2, last conv + tanh."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        k, pad = cfg.ngf, cfg.gen_padding
+        layers = [
+            conv_in_relu(3, k, 7, padding=3, padding_mode=pad),
+            conv_in_relu(k, 2 * k, 3, 2, 1),
+            conv_in_relu(2 * k, 4 * k, 3, 2, 1),
+            *[ResidualBlock(4 * k, pad) for _ in range(cfg.n_res)],
+            *[self.up(m * k, m * k // 2) for m in (4, 2)],
+            nn.Conv2d(k, 3, cfg.gen_last_kernel, padding=cfg.gen_last_kernel // 2),
+            nn.Tanh(),
+        ]
+        self.net = nn.Sequential(*layers)
+
+    @staticmethod
+    def up(cin, cout):
+        return nn.Sequential(
+            nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1),
+            nn.InstanceNorm2d(cout, affine=True),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class AttentionNet(nn.Module):
+    """A: c7s2-32-R, c3s2-64-R, r64, up2, c-64-R, up2, c-32-R, c-1-S: a one-channel map in [0,1].
+
+    The first conv has stride 2 as in the released code: with the paper's stride
+    1, two up2 layers after a single stride-2 conv would return twice the input size.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        k, ku, kl = cfg.att_ngf, cfg.att_up_kernel, cfg.att_last_kernel
+        self.net = nn.Sequential(
+            conv_in_relu(3, k, 7, 2, 3, padding_mode="reflect"),
+            conv_in_relu(k, 2 * k, 3, 2, 1),
+            ResidualBlock(2 * k, "reflect"),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_in_relu(2 * k, 2 * k, ku, padding=ku // 2),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_in_relu(2 * k, k, ku, padding=ku // 2),
+            nn.Conv2d(k, 1, kl, padding=kl // 2),
+            nn.Sigmoid(),
+        )
+        self.last_conv = self.net[-2]
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Discriminator(nn.Module):
+    """D (PatchGAN): c4s2-64-LR, c4s2-128-LR, c4s2-256-LR, c4s1-512-LR, c4s1-1.
+
+    `forward(x, norm=False)` bypasses every instance norm with the same weights:
+    stage 2 (Eq. 7) shows D masked images, whose zeros should not shift its statistics.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        widths = [cfg.ndf * min(2**i, 8) for i in range(cfg.d_layers + 1)]
+        strides = [2] * cfg.d_layers + [1]
+        self.pad = nn.ZeroPad2d(cfg.d_pad)
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        cin = 3
+        for i, (cout, stride) in enumerate(zip(widths, strides)):
+            self.convs.append(nn.Conv2d(cin, cout, 4, stride))
+            has_norm = i > 0 or cfg.d_norm_first
+            self.norms.append(nn.InstanceNorm2d(cout, affine=True) if has_norm else nn.Identity())
+            cin = cout
+        self.last = nn.Conv2d(cin, 1, 4, 1)
+
+    def forward(self, x, norm=True):
+        for conv, inorm in zip(self.convs, self.norms):
+            x = conv(self.pad(x))
+            if norm:
+                x = inorm(x)
+            x = nn.functional.leaky_relu(x, 0.2)
+        return self.last(self.pad(x))
+
+
+def init_weights(module: nn.Module):
+    """The released code's init: truncated normal (std 0.02) convs, zero bias, IN scale ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, 0.0, 0.02, -0.04, 0.04)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.InstanceNorm2d) and m.affine:
+            nn.init.trunc_normal_(m.weight, 1.0, 0.02, 0.96, 1.04)
+            nn.init.zeros_(m.bias)
+
+
+def conv_weight_count(module: nn.Module) -> int:
+    """Number of convolution weights (no biases, no norms): the figure the issue quotes."""
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))

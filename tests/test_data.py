@@ -1,0 +1,266 @@
+import http.server
+import io
+import re
+import socket
+import threading
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agit.data import (
+    DataError,
+    DomainFolder,
+    download,
+    import_folders,
+    list_images,
+    load_size_for,
+    pair_indices,
+    read_rgb,
+)
+
+
+def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array)
+    (image.convert(mode) if mode else image).save(path)
+    return path
+
+
+def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def test_list_images_errors_name_the_folder(tmp_path):
+    with pytest.raises(DataError, match=re.escape(f"no such folder: {tmp_path / 'nope'}")):
+        list_images(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=re.escape(f"no images in {tmp_path / 'empty'} (looked for .png .jpg")):
+        list_images(tmp_path / "empty")
+
+
+def test_list_images_sorted_case_insensitive(tmp_path):
+    for name in ["b.PNG", "a.jpg"]:
+        save(tmp_path / name, noise(4, 4))
+    (tmp_path / "c.txt").write_text("")
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG"]
+
+
+def test_load_size_for():
+    assert load_size_for(256) == 286 and load_size_for(64) == 72
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@pytest.mark.parametrize(
+    "shape, mode",
+    [((20, 30), None), ((5, 7), None), ((16, 16), "L"), ((16, 16), "P"), ((16, 16), "RGBA"), ((16, 16), "CMYK")],
+)
+@pytest.mark.parametrize("augment", [False, True])
+def test_any_image_becomes_rgb_in_range(tmp_path, shape, mode, augment):
+    save(tmp_path / ("x.jpg" if mode == "CMYK" else "x.png"), noise(*shape), mode)
+    item = DomainFolder(tmp_path, size=8, augment=augment)[0]
+    assert item["image"].shape == (3, 8, 8) and item["image"].dtype == torch.float32
+    assert -1 <= item["image"].min() and item["image"].max() <= 1
+    assert "mask" not in item and item["index"] == 0
+
+
+def test_16_bit_grey_is_rescaled_not_clipped(tmp_path):
+    Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(tmp_path / "x.png")
+    assert read_rgb(tmp_path / "x.png").float().mean().item() == pytest.approx(127.5, abs=1)
+
+
+def test_augmented_mask_stays_on_its_object(tmp_path):
+    image = np.zeros((40, 40, 3), np.uint8)
+    mask = np.zeros((40, 40), np.uint8)
+    image[5:20, 22:37] = (255, 0, 0)  # a red square off-centre, so flips and crops move it
+    mask[5:20, 22:37] = 255
+    save(tmp_path / "A" / "x.png", image)
+    save(tmp_path / "A_mask" / "x.png", mask)
+    ds = DomainFolder(tmp_path / "A", size=32, load_size=48, augment=True, mask_folder=tmp_path / "A_mask")
+    for seed in range(8):
+        item = ds[(0, seed)]
+        inside = item["mask"][0] > 0.5
+        red = item["image"][0] > 0.5
+        assert set(item["mask"].unique().tolist()) <= {0.0, 1.0}
+        assert inside.sum() > 20
+        # Agreement everywhere but the one-pixel rim that interpolation blurs.
+        assert (inside == red).float().mean() > 0.9
+
+
+def test_same_key_same_item_other_seed_differs(tmp_path):
+    save(tmp_path / "x.png", noise(30, 30))
+    ds = DomainFolder(tmp_path, size=16, augment=True)
+    assert torch.equal(ds[(0, 3)]["image"], ds[(0, 3)]["image"])
+    assert torch.equal(ds[0]["image"], ds[(0, 0)]["image"])  # a plain key seeds with the index
+    assert any(not torch.equal(ds[(0, 3)]["image"], ds[(0, s)]["image"]) for s in range(4, 8))
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    ds[(0, 5)]
+    assert torch.equal(torch.rand(1), before)  # global RNG untouched
+
+
+def test_corrupt_image_is_skipped_with_one_warning(tmp_path):
+    save(tmp_path / "a.png", noise(8, 8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    save(tmp_path / "c.png", noise(8, 8, seed=1))
+    ds = DomainFolder(tmp_path, size=8)
+    with pytest.warns(UserWarning, match=re.escape(f"skipping corrupt image {tmp_path / 'b.png'}")):
+        item = ds[1]
+    assert item["index"] == 2 and ds.skipped == {1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ds[1]["index"] == 2  # no second warning
+
+
+def test_all_corrupt_raises(tmp_path):
+    (tmp_path / "b.png").write_bytes(b"junk")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no readable images"):
+        DomainFolder(tmp_path, size=8)[0]
+
+
+def test_pair_indices():
+    assert pair_indices(5, 3, epoch=0, seed=0, shuffle=False) == [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]
+    assert pair_indices(5, 3, epoch=7, seed=1, shuffle=False) == pair_indices(5, 3, 0, 0, False)
+    pairs = pair_indices(50, 7, epoch=2, seed=1, shuffle=True)
+    assert pairs == pair_indices(50, 7, epoch=2, seed=1, shuffle=True)
+    assert sorted(a for a, _ in pairs) == list(range(50)) and all(0 <= b < 7 for _, b in pairs)
+    assert pairs != pair_indices(50, 7, epoch=3, seed=1, shuffle=True)
+    assert pairs != pair_indices(50, 7, epoch=2, seed=2, shuffle=True)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def make_class(folder: Path, n: int) -> Path:
+    for i in range(n):
+        save(folder / f"{i:02d}.jpg", noise(6, 6, seed=i))
+    return folder
+
+
+def test_import_folders_reproducible_split(tmp_path):
+    a, b = make_class(tmp_path / "lion", 10), make_class(tmp_path / "tiger", 3)
+    out = import_folders(a, b, "lion2tiger", root=tmp_path / "data", test_fraction=0.2, seed=4)
+    again = import_folders(a, b, "copy", root=tmp_path / "data", test_fraction=0.2, seed=4)
+    names = {f: sorted(p.name for p in (out / f).iterdir()) for f in ["trainA", "trainB", "testA", "testB"]}
+    assert names == {f: sorted(p.name for p in (again / f).iterdir()) for f in names}
+    assert len(names["testA"]) == 2 and len(names["trainA"]) == 8
+    assert len(names["testB"]) == 1 and len(names["trainB"]) == 2  # at least one test image
+    assert len(list(a.iterdir())) == 10  # sources untouched
+
+
+def test_import_folders_refuses_overwrite(tmp_path):
+    a, b = make_class(tmp_path / "lion", 3), make_class(tmp_path / "tiger", 3)
+    (tmp_path / "data" / "l2t").mkdir(parents=True)
+    (tmp_path / "data" / "l2t" / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="already exists"):
+        import_folders(a, b, "l2t", root=tmp_path / "data")
+    assert (tmp_path / "data" / "l2t" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["l2t"]  # no leftovers
+
+
+# --------------------------------------------------------------------------- download
+
+
+def dataset_zip(name: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for folder in ["trainA", "trainB", "testA", "testB"]:
+            png = io.BytesIO()
+            Image.fromarray(noise(4, 4)).save(png, format="PNG")
+            zf.writestr(f"{name}/{folder}/0.png", png.getvalue())
+    return buffer.getvalue()
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `files` (path -> bytes) with single-range support, logging each Range header."""
+
+    files: dict[str, bytes] = {}
+    ranges: list[str | None] = []
+
+    def do_GET(self):
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        header = self.headers.get("Range")
+        self.ranges.append(header)
+        start = int(header.removeprefix("bytes=").split("-")[0]) if header else 0
+        self.send_response(206 if header else 200)
+        if header:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    RangeHandler.files, RangeHandler.ranges = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield RangeHandler, f"http://127.0.0.1:{httpd.server_address[1]}/sets"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_unpacks_and_cleans_up(tmp_path, server):
+    handler, url = server
+    handler.files["/sets/horse2zebra.zip"] = dataset_zip("horse2zebra")
+    out = download("horse2zebra", root=tmp_path, base_url=url)
+    assert out == tmp_path / "horse2zebra"
+    assert sorted(p.name for p in out.iterdir()) == ["testA", "testB", "trainA", "trainB"]
+    assert read_rgb(out / "trainA" / "0.png").shape == (3, 4, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["horse2zebra"]
+    assert download("horse2zebra", root=tmp_path, base_url=url) == out  # present: no request
+    assert handler.ranges == [None]
+
+
+def test_download_resumes_partial_file(tmp_path, server):
+    handler, url = server
+    body = dataset_zip("apple2orange")
+    handler.files["/sets/apple2orange.zip"] = body
+    (tmp_path / "apple2orange.zip.part").write_bytes(body[:100])
+    download("apple2orange", root=tmp_path, base_url=url)
+    assert handler.ranges == ["bytes=100-"]
+    assert (tmp_path / "apple2orange" / "testB" / "0.png").is_file()
+    assert not (tmp_path / "apple2orange.zip.part").exists()
+
+
+def test_download_corrupt_zip_keeps_part(tmp_path, server):
+    handler, url = server
+    handler.files["/sets/horse2zebra.zip"] = b"not a zip at all"
+    with pytest.raises(DataError, match="not a valid zip"):
+        download("horse2zebra", root=tmp_path, base_url=url)
+    assert (tmp_path / "horse2zebra.zip.part").exists() and not (tmp_path / "horse2zebra").exists()
+
+
+def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AGIT_DATASET_URL", f"http://127.0.0.1:{port}/x")
+    with pytest.raises(DataError) as err:
+        download("horse2zebra", root=tmp_path, timeout=2)
+    message = str(err.value)
+    assert f"http://127.0.0.1:{port}/x/horse2zebra.zip" in message
+    assert str(tmp_path / "horse2zebra" / "trainA") in message and "\n" not in message
+
+
+def test_download_unknown_name_lists_known():
+    with pytest.raises(DataError, match="horse2zebra, apple2orange, summer2winter_yosemite"):
+        download("cats2dogs")

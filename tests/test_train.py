@@ -1,0 +1,150 @@
+import json
+import math
+
+import pytest
+import torch
+
+from agit import preset
+from agit.cli import main
+from agit.train import Trainer, TrainingDiverged, load_model, lr_factor
+from agit.translate import translate_folder
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module):
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_switch_freezes_attention_while_g_and_d_train(ci_cfg, tmp_path):
+    t = Trainer(ci_cfg, tmp_path / "run")
+    t.epoch = ci_cfg.switch_epoch
+    t.enter_stage()
+    assert t.stage2
+    m = t.model
+    before = {n: snapshot(getattr(m, n)) for n in ("att_s", "att_t", "gen_s2t", "gen_t2s", "dis_s", "dis_t")}
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    t.train_step(s, u)
+    assert not changed(before["att_s"], m.att_s) and not changed(before["att_t"], m.att_t)
+    for name in ("gen_s2t", "gen_t2s", "dis_s", "dis_t"):
+        assert changed(before[name], getattr(m, name)), name
+
+
+def test_stage1_trains_attention_and_da_never_freezes(ci_cfg, tmp_path):
+    t = Trainer(ci_cfg, tmp_path / "run")
+    before = snapshot(t.model.att_s)
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    t.train_step(s, u)
+    assert changed(before, t.model.att_s)
+    da = Trainer(preset("ci", data=ci_cfg.data, variant="da"), tmp_path / "da")
+    da.epoch = 5
+    da.enter_stage()
+    assert all(p.requires_grad for p in da.model.att_s.parameters())
+
+
+def test_sequential_update_order_steps_all_networks(ci_cfg, tmp_path):
+    cfg = preset("ci", data=ci_cfg.data, update_order="sequential")
+    t = Trainer(cfg, tmp_path / "run")
+    before = snapshot(t.model)
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    losses = t.train_step(s, u)
+    assert set(losses) == {"adv_s2t", "adv_t2s", "cyc_s2t", "cyc_t2s", "d_s2t", "d_t2s"}
+    assert changed(before, t.model)
+
+
+def test_lr_constant_then_linear_to_zero():
+    cfg = preset("official")
+    assert lr_factor(cfg, 0) == lr_factor(cfg, 49) == 1
+    assert lr_factor(cfg, 75) == pytest.approx(0.5)
+    assert lr_factor(cfg, 99) == pytest.approx(0.02)
+
+
+def final_state(run):
+    return torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+
+
+def assert_same_training(a, b):
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    for name, opt in a["optimizers"].items():
+        for pid, st in opt["state"].items():
+            for key, val in st.items():
+                assert torch.equal(val, b["optimizers"][name]["state"][pid][key]), (name, key)
+
+
+def test_resume_is_bit_identical(ci_cfg, tmp_path):
+    Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
+    Trainer(ci_cfg, tmp_path / "split").fit(epochs=1, progress=False)
+    Trainer.resume(tmp_path / "split").fit(progress=False)
+    a, b = final_state(tmp_path / "straight"), final_state(tmp_path / "split")
+    assert a["epoch"] == b["epoch"] == ci_cfg.epochs
+    assert_same_training(a, b)
+    logs = [json.loads(line) for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "iter" for r in logs) == ci_cfg.epochs * ci_cfg.iters_per_epoch
+    assert (tmp_path / "split" / "checkpoints" / "epoch_0001.pt").exists()
+    assert sorted(p.name for p in (tmp_path / "split" / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+
+
+def test_interrupt_mid_epoch_checkpoints_and_resumes_identically(ci_cfg, tmp_path, capsys):
+    Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
+    t = Trainer(ci_cfg, tmp_path / "cut")
+    step = t.train_step
+
+    def step_then_ctrl_c(s, u):
+        out = step(s, u)
+        if t.epoch == 1 and t.step == 1:  # Ctrl-C lands during the 2nd iteration of epoch 2
+            t._request_stop()
+        return out
+
+    t.train_step = step_then_ctrl_c
+    t.fit(progress=False)
+    assert "interrupted" in capsys.readouterr().out
+    state = final_state(tmp_path / "cut")
+    assert (state["epoch"], state["step"]) == (1, 2)
+    Trainer.resume(tmp_path / "cut").fit(progress=False)
+    assert_same_training(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(ci_cfg, tmp_path):
+    t = Trainer(ci_cfg, tmp_path / "run")
+    t.fit(epochs=1, progress=False)
+    good = (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes()
+    t.train_step = lambda s, u: {"adv_s2t": math.nan, "d_s2t": 0.1}
+    with pytest.raises(TrainingDiverged, match=r"adv_s2t=nan at epoch 2.*last good checkpoint"):
+        t.fit(progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes() == good
+
+
+def test_translate_folder_keeps_order_and_is_deterministic(ci_cfg, tmp_path, tiny_data):
+    Trainer(ci_cfg, tmp_path / "run").fit(epochs=1, progress=False)
+    model = load_model(tmp_path / "run")
+    n = translate_folder(model, tiny_data / "testA", "s2t", tmp_path / "o1", batch_size=4)
+    translate_folder(model, tiny_data / "testA", "s2t", tmp_path / "o2", batch_size=3)
+    names = sorted(p.name for p in (tiny_data / "testA").iterdir())
+    assert n == len(names)
+    assert sorted(p.name for p in (tmp_path / "o1" / "images").iterdir()) == names
+    assert sorted(p.name for p in (tmp_path / "o1" / "attention").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "o1" / "attention" / name).read_bytes() == (tmp_path / "o2" / "attention" / name).read_bytes()
+
+
+def test_cli_train_translate_and_errors(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "ci", "--data", str(tiny_data), "--out", str(run),
+                 "--epochs", "1", "--set", "iters_per_epoch=2"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["iters_per_epoch"] == 2
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    assert final_state(run)["epoch"] == 2
+    assert main(["translate", "--run", str(run), "--input", str(tiny_data / "testB"),
+                 "--direction", "t2s", "--out", str(tmp_path / "t")]) == 0
+    assert len(list((tmp_path / "t" / "images").iterdir())) == 6
+    capsys.readouterr()
+    assert main(["train", "--preset", "ci", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert f"no such folder: {tmp_path / 'missing'}/trainA" in capsys.readouterr().err
+    assert main(["train", "--preset", "ci", "--set", "bogus=1"]) == 2
+    assert "unknown config key 'bogus'" in capsys.readouterr().err
+    assert main(["translate", "--run", str(tmp_path / "none"), "--input", "x", "--out", "y"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
