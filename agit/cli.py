@@ -43,6 +43,15 @@ def cmd_translate(args):
     print(f"translated {n} images ({args.direction}) -> {args.out}/images, attention -> {args.out}/attention")
 
 
+def cmd_evaluate(args):
+    from .evaluate import evaluate_run, format_table
+
+    result = evaluate_run(args.run, args.data, args.kid, args.device, kid_subsets=args.kid_subsets,
+                          kid_subset_size=args.kid_subset_size)
+    print(format_table(result))
+    print(f"{result['seconds']} s -> {args.run}/metrics.json")
+
+
 def cmd_data(args):
     from . import data, synthetic
 
@@ -81,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--device")
     r.set_defaults(func=cmd_translate)
+
+    e = sub.add_parser("evaluate", help="KID (paper protocol) and ground-truth metrics of a run")
+    e.add_argument("--run", required=True)
+    e.add_argument("--data", help="dataset root (default: the run's)")
+    e.add_argument("--kid", default="domain-cnn", choices=["inception", "domain-cnn", "none"],
+                   help="feature extractor for KID: Inception (needs its weights file) or the offline domain CNN")
+    e.add_argument("--kid-subsets", type=int, default=10)
+    e.add_argument("--kid-subset-size", type=int, default=50)
+    e.add_argument("--device")
+    e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("data", help="make, fetch or import a dataset")
     dsub = d.add_subparsers(dest="action", required=True)

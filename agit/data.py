@@ -43,15 +43,17 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- folders
 
 
+def _image_files(folder: Path) -> list[Path]:
+    images = (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    return sorted(images, key=lambda p: p.name)
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """The image files in `folder`, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"no such folder: {folder}")
-    images = sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS),
-        key=lambda p: p.name,
-    )
+    images = _image_files(folder)
     if not images:
         raise DataError(f"no images in {folder} (looked for {' '.join(IMG_EXTENSIONS)})")
     return images
@@ -82,7 +84,8 @@ def _open_rgb(path: Path) -> Image.Image:
         if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
             # PIL's own conversion clips 16-bit values at 255 (a white image); rescale instead.
             values = np.asarray(image, dtype=np.float64)
-            scale = 257.0 if image.mode != "F" and values.max() > 255 else 1.0
+            # I;16 is 16-bit by definition; for I and F, guess from the values.
+            scale = 257.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
             return Image.fromarray(np.clip(values / scale, 0, 255).astype(np.uint8)).convert("RGB")
         if image.mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")  # the direct route makes PIL warn
@@ -135,7 +138,7 @@ class DomainFolder(Dataset):
         self.augment = augment
         masks = Path(mask_folder) if mask_folder is not None else None
         # Keyed by stem so that photo.jpg may have its mask saved losslessly as photo.png.
-        self.mask_paths = {p.stem: p for p in list_images(masks)} if masks and masks.is_dir() else {}
+        self.mask_paths = {p.stem: p for p in _image_files(masks)} if masks and masks.is_dir() else {}
         self.skipped: set[int] = set()  # per process: each DataLoader worker keeps its own
 
     def __len__(self) -> int:
@@ -164,7 +167,8 @@ class DomainFolder(Dataset):
             "index": i,
         }
         if path.stem in self.mask_paths:
-            item["mask"] = transform(_read_mask(self.mask_paths[path.stem]), InterpolationMode.NEAREST).float()
+            mask = _read_mask(self.mask_paths[path.stem])
+            item["mask"] = transform(mask, InterpolationMode.NEAREST).float()
         return item
 
     def _geometry(self, seed: int):
@@ -224,8 +228,10 @@ def staged_folder(target: str | Path, replace: bool = False):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if target.exists():
-        shutil.rmtree(target) if replace else target.rmdir()  # rmdir: refuses unless empty
+    if target.exists() and replace:
+        shutil.rmtree(target)
+    elif target.exists():
+        target.rmdir()  # refuses unless empty: callers replace only empty targets
     staging.rename(target)
 
 

@@ -39,8 +39,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
+from torchvision.transforms.v2 import functional as TF
+
+from .data import domain_folders, list_images, read_rgb
 
 # --------------------------------------------------------------------------- KID
 
@@ -225,7 +227,7 @@ class DomainCNN(nn.Module):
     def for_dataset(cls, data_dir: str | Path, device: str = "cpu", seed: int = 0) -> DomainCNN:
         """Load the cached classifier, or train (and cache) it if the train split changed."""
         data_dir = Path(data_dir)
-        files = {d: _image_files(data_dir / d) for d in ("trainA", "trainB")}
+        files = dict(zip(("trainA", "trainB"), map(list_images, domain_folders(data_dir, "train"))))
         fingerprint = _fingerprint(files["trainA"] + files["trainB"])
         cache = data_dir / ".agit" / "domain_cnn.pt"
         if cache.is_file():
@@ -234,8 +236,7 @@ class DomainCNN(nn.Module):
                 net = cls(saved["size"]).to(device)
                 net.load_state_dict(saved["state_dict"])
                 return net.eval()
-        with Image.open(files["trainA"][0]) as first:
-            size = min(first.width, 64)  # bigger images are shrunk to stay CPU-fast
+        size = min(read_rgb(files["trainA"][0]).shape[-1], 64)  # bigger images are shrunk to stay CPU-fast
         a = _load_images(files["trainA"], size)
         b = _load_images(files["trainB"], size)
         net = _train_domain_cnn(a, b, size, seed).to(device).eval()
@@ -261,16 +262,6 @@ def _train_domain_cnn(a: Tensor, b: Tensor, size: int, seed: int, steps: int = 2
     return net
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images in {folder}")
-    return files
-
-
 def _fingerprint(files: list[Path]) -> str:
     """Names and sizes of the train images: cheap, and changes when the data are regenerated."""
     text = "\n".join(f"{p.parent.name}/{p.name}:{p.stat().st_size}" for p in files)
@@ -278,12 +269,8 @@ def _fingerprint(files: list[Path]) -> str:
 
 
 def _load_images(files: list[Path], size: int) -> Tensor:
-    def load(path):
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BICUBIC)
-            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-
-    return torch.stack([load(p) for p in files])
+    """uint8 N×3×size×size, resized as the translations are (agit.data's reader)."""
+    return torch.stack([TF.resize(read_rgb(p), [size, size], antialias=True) for p in files])
 
 
 def domain_cnn_extractor(data_dir: str | Path, device: str = "cpu") -> Extractor:
@@ -374,9 +361,9 @@ def evaluate_direction(
     outputs: Tensor,
     attention: Tensor | None,
     masks: Tensor | None,
-    source_feats: Tensor,
-    target_feats: Tensor,
-    extractor: Extractor,
+    source_feats: Tensor | None,
+    target_feats: Tensor | None,
+    extractor: Extractor | None,
     prob_target: Callable[[Tensor], Tensor] | None = None,
     *,
     tau: float = 0.1,
@@ -388,18 +375,23 @@ def evaluate_direction(
 
     `source_feats` / `target_feats` are the test sets' features from the same
     `extractor` (compute them once per dataset). `attention` is None for methods
-    without attention, `masks` None for data without ground truth, `prob_target`
+    without attention, `masks` None for data without ground truth, `extractor` None
+    to skip KID, `prob_target`
     (uint8 images -> P(target domain)) None without a domain classifier; the metrics
     that need them are then NaN.
     """
-    translated = extractor(to_uint8(outputs))
-    if not translated.shape[1] == source_feats.shape[1] == target_feats.shape[1]:
-        raise ValueError(
-            f"reference features ({source_feats.shape[1]}-d, {target_feats.shape[1]}-d) are not "
-            f"from the '{extractor.name}' extractor ({translated.shape[1]}-d)"
-        )
-    result = paper_kid(translated, source_feats, target_feats, extractor=extractor.name,
-                       subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+    if extractor is None:  # ground-truth metrics only
+        result = dict(kid=math.nan, kid_std=math.nan, kid_target=math.nan, kid_source=math.nan,
+                      kid_extractor="none")
+    else:
+        translated = extractor(to_uint8(outputs))
+        if not translated.shape[1] == source_feats.shape[1] == target_feats.shape[1]:
+            raise ValueError(
+                f"reference features ({source_feats.shape[1]}-d, {target_feats.shape[1]}-d) are not "
+                f"from the '{extractor.name}' extractor ({translated.shape[1]}-d)"
+            )
+        result = paper_kid(translated, source_feats, target_feats, extractor=extractor.name,
+                           subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
     with_att = attention is not None and masks is not None
     result.update(
         iou=attention_iou(attention, masks, tau) if with_att else math.nan,

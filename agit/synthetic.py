@@ -33,6 +33,7 @@ SYNTHETIC_PAIRS = {
     "synthetic": dict(background="distinct"),
     "synthetic_shared": dict(background="shared"),
 }
+DOMAINS = (("A", "meadow", "savanna"), ("B", "savanna", "meadow"))  # domain, own background, other's
 VERSION = 1  # bump when the pictures change, so cached datasets are regenerated
 
 # Mean colours (RGB in [0, 1]); each image jitters them.
@@ -64,7 +65,8 @@ def _background(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     texture, tint = _textures()[kind]
     side = int(rng.uniform(0.3, 0.7) * len(texture))
     top, left = rng.integers(0, len(texture) - side + 1, size=2)
-    patch = Image.fromarray(texture[top : top + side, left : left + side]).resize((size, size), Image.BILINEAR)
+    patch = Image.fromarray(texture[top : top + side, left : left + side])
+    patch = patch.resize((size, size), Image.BILINEAR)
     grey = np.asarray(patch, np.float64) / texture.mean()  # mean 1: the tint sets the average colour
     if rng.random() < 0.5:
         grey = grey[:, ::-1]
@@ -94,7 +96,7 @@ def _horse_coat(rng: np.random.Generator, v: np.ndarray) -> np.ndarray:
 
 
 def _zebra_coat(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Black and white stripes across the body: near-vertical, wavy on body and neck, horizontal on the legs."""
+    """Black and white stripes across the body: wavy, near-vertical on body and neck, rings on the legs."""
     n_stripes = rng.uniform(7, 9.5)  # across the whole box: 2-4 px wide at 64 px
     phase = rng.uniform(0, 2 * np.pi)
     body = n_stripes * u + 0.35 * np.sin(2 * np.pi * 1.2 * v + phase) + rng.uniform(-0.8, 0.8) * v
@@ -113,7 +115,7 @@ def _box_filter(x: np.ndarray) -> np.ndarray:
 def _render(
     rng: np.random.Generator, domain: str, size: int, background: str, with_animal: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image (uint8 size×size×3) and its mask (uint8 size×size, 0 or 255)."""
+    """One image (uint8 size×size×3) on a `background` ("meadow" or "savanna"), and its mask (0 or 255)."""
     image = _background(rng, background, size)
     mask = np.zeros((size, size), np.uint8)
     if with_animal:
@@ -154,9 +156,15 @@ def make_synthetic(
     if not (0 <= overlap <= 1 and 0 <= empty_fraction <= 1):
         raise ValueError("overlap and empty_fraction must lie in [0, 1]")
     params = dict(
-        version=VERSION, size=size, n_train=n_train, n_test=n_test, seed=seed,
-        background=background, empty_fraction=empty_fraction, overlap=overlap,
-    )  # fmt: skip
+        version=VERSION,
+        size=size,
+        n_train=n_train,
+        n_test=n_test,
+        seed=seed,
+        background=background,
+        empty_fraction=empty_fraction,
+        overlap=overlap,
+    )
     target = Path(root) / name
     meta_path = target / "meta.json"
     if meta_path.is_file():
@@ -171,12 +179,13 @@ def make_synthetic(
         total=2 * (n_train + n_test), desc=f"synthetic {name}", unit="img"
     ) as bar:
         for s, (split, n) in enumerate((("train", n_train), ("test", n_test))):
-            for d, (domain, own, other) in enumerate((("A", "meadow", "savanna"), ("B", "savanna", "meadow"))):
+            for d, (domain, own, other) in enumerate(DOMAINS):
                 folder = f"{split}{domain}"
                 (staging / folder).mkdir()
                 (staging / f"{folder}_mask").mkdir()
                 # An exact share of animal-free images, so small test sets still have some.
-                empty = set(np.random.default_rng([seed, s, d]).permutation(n)[: round(n * empty_fraction)].tolist())
+                order = np.random.default_rng([seed, s, d]).permutation(n)
+                empty = set(order[: round(n * empty_fraction)].tolist())
                 meta["animal_free"][folder], meta["other_background"][folder] = [], []
                 for i in range(n):
                     file = f"{i:04d}.png"

@@ -24,7 +24,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from .config import Config
-from .data import DomainFolder, domain_folders, pair_indices
+from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .model import AGGAN, DIRECTIONS, REVERSE
 
 
@@ -290,8 +290,7 @@ class Trainer:
         split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
         probe = {}
         for direction, folder in zip(DIRECTIONS, domain_folders(root, split)):
-            mask_dir = folder.with_name(folder.name + "_mask")
-            ds = DomainFolder(folder, self.cfg.size, mask_folder=mask_dir if mask_dir.is_dir() else None)
+            ds = DomainFolder(folder, self.cfg.size, mask_folder=mask_folder_for(folder))
             items = [ds[i] for i in range(min(self.cfg.n_samples, len(ds)))]
             probe[direction] = {
                 "image": torch.stack([it["image"] for it in items]).to(self.device),

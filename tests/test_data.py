@@ -97,6 +97,16 @@ def test_augmented_mask_stays_on_its_object(tmp_path):
         assert (inside == red).float().mean() > 0.9
 
 
+def test_mask_only_where_one_exists(tmp_path):
+    save(tmp_path / "A" / "a.jpg", noise(8, 8))
+    save(tmp_path / "A" / "b.jpg", noise(8, 8))
+    save(tmp_path / "A_mask" / "a.png", np.full((8, 8), 255, np.uint8))  # lossless mask of a jpg
+    ds = DomainFolder(tmp_path / "A", size=4, mask_folder=tmp_path / "A_mask")
+    assert ds[0]["mask"].shape == (1, 4, 4) and ds[0]["mask"].min() == 1
+    assert "mask" not in ds[1]
+    assert "mask" not in DomainFolder(tmp_path / "A", size=4, mask_folder=tmp_path / "none")[0]
+
+
 def test_same_key_same_item_other_seed_differs(tmp_path):
     save(tmp_path / "x.png", noise(30, 30))
     ds = DomainFolder(tmp_path, size=16, augment=True)
