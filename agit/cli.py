@@ -6,19 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import PRESETS, VARIANTS, parse_override, preset
+from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
+
+
+def run_name(cfg) -> str:
+    """AGGAN runs are named by variant, baselines by method."""
+    return cfg.variant if cfg.method == "aggan" else cfg.method
 
 
 def default_run_dir(cfg) -> Path:
-    return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{cfg.variant}"
+    return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{run_name(cfg)}"
 
 
 def cmd_train(args):
     from .train import Trainer
 
     overrides = dict(parse_override(kv) for kv in args.set)
-    for key, value in (("data", args.data), ("variant", args.variant), ("epochs", args.epochs),
-                       ("switch_epoch", args.switch_epoch)):
+    for key, value in (("data", args.data), ("method", args.method), ("variant", args.variant),
+                       ("epochs", args.epochs), ("switch_epoch", args.switch_epoch)):
         if value is not None:
             overrides[key] = value
     if args.resume:
@@ -28,7 +33,7 @@ def cmd_train(args):
     else:
         cfg = preset(args.preset, **overrides)
         trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device)
-    print(f"training {trainer.cfg.preset}/{trainer.cfg.variant} on {trainer.cfg.data} "
+    print(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
           f"({trainer.device}) -> {trainer.run}")
     trainer.fit()
     print(f"done: {trainer.run}")
@@ -65,17 +70,26 @@ def cmd_data(args):
     print(path)
 
 
+def cmd_reproduce(args):
+    from .reproduce import reproduce
+
+    reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train AGGAN (or a variant) on a dataset folder")
+    t = sub.add_parser("train", help="train AGGAN (or a variant, or a baseline) on a dataset folder")
     t.add_argument("--data", help="dataset root with trainA/ trainB/ (default: the preset's)")
     t.add_argument("--preset", default="quick", choices=list(PRESETS))
-    t.add_argument("--variant", choices=VARIANTS)
+    t.add_argument("--method", choices=METHODS,
+                   help="aggan (default) or a Table 1 baseline, with its own loss settings over the preset's "
+                        "(--method cyclegan is --variant cyclegan)")
+    t.add_argument("--variant", choices=VARIANTS, help="an AGGAN ablation (Table 2)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--switch-epoch", type=int, help="first epoch of stage 2")
-    t.add_argument("--out", help="run folder (default results/runs/<data>-<preset>-<variant>)")
+    t.add_argument("--out", help="run folder (default results/runs/<data>-<preset>-<variant or method>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
     t.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
@@ -126,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--test-fraction", type=float, default=0.1)
     i.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_data)
+
+    from .reproduce import PROFILES, STAGES
+
+    rp = sub.add_parser("reproduce", help="run the notebooks of a profile: every table and figure, one command")
+    rp.add_argument("--profile", default="quick", choices=list(PROFILES),
+                    help="ci: seconds (tests); quick: CPU minutes on synthetic data; paper: the paper's setting")
+    rp.add_argument("--stages", nargs="+", metavar="STAGE",
+                    help=f"notebooks to run, by number or name (default: all of the profile's: {' '.join(STAGES)})")
+    rp.add_argument("--out", help="output folder (default results/<profile>)")
+    rp.add_argument("--data", help="dataset root (default data/)")
+    rp.add_argument("--jobs", type=int, help="independent runs trained in parallel processes")
+    rp.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
+    rp.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -7,6 +7,11 @@ disagree is a named field here, so the two presets differ only in data:
 * ``paper`` follows the paper's text where it is explicit, the code where it is silent;
 * ``quick`` is the CPU-minutes default on the embedded synthetic data;
 * ``ci`` is seconds with tiny networks, for tests.
+
+The method (``aggan`` or a Table 1 baseline, see baselines.py) is a field of its
+own, orthogonal to the preset: ``preset(name, method=...)`` lays the method's
+own settings (``METHOD_DEFAULTS``) over the preset's, and explicit overrides
+over both. ``Config(...)`` built directly takes every field as given.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass, field, fields
 
 # Table 2 ablations plus CycleGAN (attention identically 1).
 VARIANTS = ("ours", "cycle", "cycleatt", "as", "at", "d", "da", "cyclegan")
+# AGGAN and the Table 1 baselines (baselines.py). Method 'cyclegan' is variant 'cyclegan'.
+METHODS = ("aggan", "cyclegan", "discogan", "dualgan", "ra", "unit")
+GAN_LOSSES = ("lsgan", "gan", "wgan")
 
 
 @dataclass
@@ -51,6 +59,14 @@ class Config:
     lambda_cyc: float = 10.0
     tau: float = 0.1
     pool_size: int = 50
+    # what the baselines change (METHOD_DEFAULTS sets them per method)
+    gan_loss: str = "lsgan"  # 'lsgan' (Eq. 2), 'gan' (sigmoid cross-entropy, non-saturating), 'wgan' (critic)
+    cycle_norm: str = "l1"  # distance of the cycle (and UNIT's reconstruction) loss: 'l1' or 'l2'
+    lambda_identity: float = 0.0  # CycleGAN's identity term F_ST(t) ~ t, weighted lambda_cyc * lambda_identity
+    n_critic: int = 1  # D steps per G step: G trains on every n_critic-th iteration, D on all (WGAN)
+    clip: float = 0.0  # after each D step, clip every D parameter to [-clip, clip] (WGAN); 0: off
+    lambda_recon: float = 10.0  # UNIT: within-domain VAE reconstruction
+    lambda_kl: float = 0.01  # UNIT: KL of the shared latent code, direct and cycle paths
 
     # schedule
     epochs: int = 100
@@ -58,8 +74,10 @@ class Config:
     decay_epoch: int = 50  # lr constant until here, then linear to ~0 at `epochs`
     iters_per_epoch: int | None = None  # None: one pass over the source domain
     lr: float = 1e-4
+    optimizer: str = "adam"  # 'adam' (beta1, beta2) or 'rmsprop' (DualGAN)
     beta1: float = 0.5
     beta2: float = 0.999
+    weight_decay: float = 0.0
     batch_size: int = 1
     update_order: str = "sequential"  # released code: G_ST, D_T, G_TS, D_S; "joint": Eq. 4 at once
     seed: int = 0
@@ -74,6 +92,7 @@ class Config:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        self._check_method()
         if self.update_order not in ("sequential", "joint"):
             raise ValueError(f"update_order must be 'sequential' or 'joint', got {self.update_order!r}")
         if self.gen_padding not in ("zeros", "reflect"):
@@ -82,6 +101,30 @@ class Config:
             raise ValueError(f"size must be a multiple of 4 (two stride-2 stages), got {self.size}")
         if self.load_size is None:
             self.load_size = round(self.size * 286 / 256)
+
+    def _check_method(self):
+        """Method and variant agree: 'cyclegan' is both a method and a variant (one switch, two
+        spellings), and every baseline is attention-free, so its variant reads 'cyclegan'."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.method == "aggan" and self.variant == "cyclegan":
+            self.method = "cyclegan"
+        if self.method != "aggan":
+            if self.variant not in ("ours", "cyclegan"):
+                raise ValueError(f"variant {self.variant!r} ablates AGGAN's attention; "
+                                 f"method {self.method!r} has none (use the default variant)")
+            self.variant = "cyclegan"
+        choices = {"gan_loss": GAN_LOSSES, "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if self.n_critic < 1 or self.clip < 0:
+            raise ValueError(f"n_critic must be >= 1 and clip >= 0, got {self.n_critic} and {self.clip}")
+        if self.method == "unit" and self.update_order != "joint":
+            raise ValueError("method 'unit' needs update_order='joint': its encoders share layers across directions")
+        if self.method == "unit" and self.lambda_identity:
+            raise ValueError("lambda_identity does not apply to 'unit': its within-domain "
+                             "reconstruction (lambda_recon) plays that role")
 
     # -- what each variant switches (the model and loop ask these, never the name) --
     @property
@@ -152,11 +195,33 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Each method's own settings where they differ from AGGAN's (see the class docstrings in
+# baselines.py for the papers and the choices). They override the preset, not explicit overrides.
+METHOD_DEFAULTS: dict[str, dict] = {
+    "aggan": dict(),
+    "cyclegan": dict(),  # A = 1, LSGAN, lambda_cyc 10, history pool: AGGAN's own settings
+    "ra": dict(),  # CycleGAN's losses around residual-attention generators
+    # Standard GAN loss; reconstruction (MSE, as DiscoGAN's code) weighted like the adversarial term.
+    "discogan": dict(gan_loss="gan", lambda_cyc=1.0, cycle_norm="l2", pool_size=0),
+    # WGAN with weight clipping: RMSProp lr 5e-5, c = 0.01, n_critic 2 (DualGAN's training procedure);
+    # lambda 20 on the mean L1 (its released code; the paper quotes 100-1000 for its own norm).
+    "dualgan": dict(gan_loss="wgan", n_critic=2, clip=0.01, optimizer="rmsprop", lr=5e-5,
+                    lambda_cyc=20.0, pool_size=0),
+    # Weights of Liu et al.: GAN 1, reconstruction 10, KL 0.01, cycle 10, cycle KL 0.01;
+    # Adam weight decay 1e-4; no history pool; both directions in one step.
+    "unit": dict(lambda_cyc=10.0, lambda_recon=10.0, lambda_kl=0.01, weight_decay=1e-4,
+                 pool_size=0, update_order="joint"),
+}
+
+
 def preset(name: str, **overrides) -> Config:
-    """The named preset with `overrides` applied; unknown keys are an error naming the key."""
+    """The named preset, the method's defaults over it, then `overrides`; unknown keys are an error naming the key."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return Config(**{**PRESETS[name], "preset": name, **_checked(overrides)})
+    method = overrides.get("method", PRESETS[name].get("method", "aggan"))
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return Config(**{**PRESETS[name], **METHOD_DEFAULTS[method], "preset": name, **_checked(overrides)})
 
 
 def parse_override(text: str) -> tuple[str, object]:

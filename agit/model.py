@@ -2,6 +2,9 @@
 
 Directions are named from the source domain S to the target domain T:
 ``"s2t"`` uses F_ST, A_S and is judged by D_T; ``"t2s"`` uses F_TS, A_T and D_S.
+
+The adversarial criterion is LSGAN (the paper's); ``cfg.gan_loss`` swaps it in one
+place (`gan_loss`) for the Table 1 baselines, which live in baselines.py.
 """
 
 from __future__ import annotations
@@ -30,11 +33,40 @@ class Cycle(NamedTuple):
     back: torch.Tensor  # s'' (Eq. 3)
 
 
+def gan_loss(pred: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
+    """The adversarial criterion on D's scores, pushing them towards `real` or fake.
+
+    'lsgan' (Eq. 2): squared distance to 1 or 0. 'gan': sigmoid cross-entropy (D's scores
+    are logits); a generator asking for `real` gets the non-saturating form. 'wgan': the
+    critic's mean score, to raise for real and lower for fake.
+    """
+    if kind == "lsgan":
+        return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+    if kind == "gan":
+        return F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+    if kind == "wgan":
+        return -pred.mean() if real else pred.mean()
+    raise ValueError(f"unknown gan_loss {kind!r}")
+
+
+def discriminator_gan_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """D's term: real -> real, fake -> fake; halved for LSGAN as in CycleGAN."""
+    loss = gan_loss(pred_real, True, kind) + gan_loss(pred_fake, False, kind)
+    return 0.5 * loss if kind == "lsgan" else loss
+
+
+def distance(x: torch.Tensor, y: torch.Tensor, norm: str) -> torch.Tensor:
+    """Mean absolute ('l1', the paper's) or squared ('l2') difference."""
+    return F.l1_loss(x, y) if norm == "l1" else F.mse_loss(x, y)
+
+
 class AGGAN(nn.Module):
+    generator_class = Generator  # F; RA (baselines.py) swaps in its residual-attention generator
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        self.gen_s2t, self.gen_t2s = Generator(cfg), Generator(cfg)
+        self.gen_s2t, self.gen_t2s = self.generator_class(cfg), self.generator_class(cfg)
         self.att_s = AttentionNet(cfg) if cfg.attention_s else None
         self.att_t = AttentionNet(cfg) if cfg.attention_t else None
         self.dis_s, self.dis_t = Discriminator(cfg), Discriminator(cfg)
@@ -55,6 +87,15 @@ class AGGAN(nn.Module):
 
     def attention_nets(self) -> list[AttentionNet]:
         return [a for a in (self.att_s, self.att_t) if a is not None]
+
+    def param_groups(self) -> dict[str, list[nn.Module | None]]:
+        """One optimiser each: F_ST with A_S, F_TS with A_T, D_T, D_S."""
+        return {"g_s2t": [self.gen_s2t, self.att_s], "g_t2s": [self.gen_t2s, self.att_t],
+                "d_t": [self.dis_t], "d_s": [self.dis_s]}
+
+    def generator_group(self, direction: str) -> str:
+        """The param group that a direction's generator step updates."""
+        return "g_" + direction
 
     # -- Eq. 1 ------------------------------------------------------------------
     def attention(self, x: torch.Tensor, direction: str) -> torch.Tensor:
@@ -103,19 +144,38 @@ class AGGAN(nn.Module):
 
     # -- losses (Eq. 2-4, 7) ------------------------------------------------------
     def adversarial_loss(self, direction: str, fwd: Translation, stage2: bool) -> torch.Tensor:
-        """LSGAN generator term: F (and A) want D to score the fake as real (1)."""
+        """Generator term (LSGAN, Eq. 2): F (and A) want D to score the fake as real (1)."""
         pred = self.judge_score(direction, *self.fake_for_d(fwd, stage2), stage2)
-        return F.mse_loss(pred, torch.ones_like(pred))
+        return gan_loss(pred, True, self.cfg.gan_loss)
 
     def cycle_loss(self, x: torch.Tensor, cyc: Cycle) -> torch.Tensor:
         """Eq. 3, L1, already weighted by lambda_cyc (0 for 'Ours-cycle')."""
         if not self.cfg.use_cycle:
             return x.new_zeros(())
-        return self.cfg.lambda_cyc * F.l1_loss(cyc.back, x)
+        return self.cfg.lambda_cyc * distance(cyc.back, x, self.cfg.cycle_norm)
+
+    def identity_loss(self, target: torch.Tensor, direction: str) -> torch.Tensor:
+        """CycleGAN's optional identity term: a target-domain image should pass F_ST unchanged."""
+        weight = self.cfg.lambda_cyc * self.cfg.lambda_identity
+        return weight * F.l1_loss(self.translate(target, direction).image, target)
+
+    def generator_loss(self, s, t, directions, stage2: bool):
+        """Eq. 4 (Eq. 7 in stage 2) for the generators of `directions`: both cycles count,
+        the adversarial terms of `directions` only. Returns (total, named terms, s' and t')."""
+        cycles = {"s2t": self.cycle(s, "s2t"), "t2s": self.cycle(t, "t2s")}
+        cyc = {d: self.cycle_loss(x, cycles[d]) for d, x in (("s2t", s), ("t2s", t))}
+        adv = {d: self.adversarial_loss(d, cycles[d].forward, stage2) for d in directions}
+        loss = sum(adv.values()) + cyc["s2t"] + cyc["t2s"]
+        terms = {**{f"adv_{d}": v for d, v in adv.items()}, **{f"cyc_{d}": v for d, v in cyc.items()}}
+        if self.cfg.lambda_identity:
+            targets = {"s2t": t, "t2s": s}
+            idt = {f"idt_{d}": self.identity_loss(targets[d], d) for d in directions}
+            loss = loss + sum(idt.values())
+            terms.update(idt)
+        return loss, terms, {d: c.forward for d, c in cycles.items()}
 
     def discriminator_loss(self, direction: str, real, real_att, fake, fake_att, stage2: bool):
-        """LSGAN D term, halved as in CycleGAN: real -> 1, fake (from the pool) -> 0."""
+        """D term (LSGAN, halved as in CycleGAN): real -> 1, fake (from the pool) -> 0."""
         pred_real = self.judge_score(direction, real, real_att, stage2)
         pred_fake = self.judge_score(direction, fake, fake_att, stage2)
-        return 0.5 * (F.mse_loss(pred_real, torch.ones_like(pred_real))
-                      + F.mse_loss(pred_fake, torch.zeros_like(pred_fake)))
+        return discriminator_gan_loss(pred_real, pred_fake, self.cfg.gan_loss)

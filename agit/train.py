@@ -4,7 +4,12 @@ Stage 1 (epoch < switch_epoch): D sees whole images; F, A and D all train.
 Stage 2: A is frozen and D sees only attended pixels (Eq. 6-7), with its
 instance norm switched off. Everything random is derived from (seed, epoch,
 step) or saved in the checkpoint, so a resumed CPU run ends bit-identical to
-an uninterrupted one.
+an uninterrupted one (the global torch RNG is left to the model, e.g. UNIT's
+latent noise; the data loader draws from its own generator).
+
+The baselines (baselines.py) share this loop: the model names its optimiser
+groups and computes its generator loss; the config chooses the optimiser and,
+for WGAN, critic steps per generator step and weight clipping.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
+from .baselines import build_model
 from .config import Config
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .model import AGGAN, DIRECTIONS, REVERSE
@@ -114,6 +120,13 @@ def frozen(*modules):
             p.requires_grad_(f)
 
 
+def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    """Adam(beta1, beta2) as the paper, or RMSProp (DualGAN; decay 0.9 as its released code)."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+
+
 def lr_factor(cfg: Config, epoch: int) -> float:
     """Constant until decay_epoch, then linear towards 0 at the last epoch (released code)."""
     if epoch < cfg.decay_epoch:
@@ -122,25 +135,21 @@ def lr_factor(cfg: Config, epoch: int) -> float:
 
 
 class Trainer:
-    """Owns the model, the four optimisers (G_ST+A_S, G_TS+A_T, D_S, D_T), pools and the run folder."""
+    """Owns the model, one optimiser per param group (AGGAN: G_ST+A_S, G_TS+A_T, D_T, D_S), pools and the run folder."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, device: str | None = None):
         self.cfg = cfg
         self.run = Path(run_dir)
         self.device = pick_device(device)
         torch.manual_seed(cfg.seed)
-        self.model = AGGAN(cfg).to(self.device)
-        m = self.model
-        groups = {
-            "g_s2t": [m.gen_s2t, m.att_s], "g_t2s": [m.gen_t2s, m.att_t],
-            "d_t": [m.dis_t], "d_s": [m.dis_s],
-        }
+        self.model = build_model(cfg).to(self.device)
         self.opt = {
-            name: torch.optim.Adam(
-                [p for mod in mods if mod is not None for p in mod.parameters()],
-                lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-            for name, mods in groups.items()
+            name: make_optimizer(cfg, list(dict.fromkeys(
+                p for mod in mods if mod is not None for p in mod.parameters())))
+            for name, mods in self.model.param_groups().items()
         }
+        for direction in DIRECTIONS:
+            self._clip_critic(direction)
         self.sched = {
             name: torch.optim.lr_scheduler.LambdaLR(o, lambda e, c=cfg: lr_factor(c, e))
             for name, o in self.opt.items()
@@ -166,52 +175,68 @@ class Trainer:
                 att.requires_grad_(False)
 
     # -- one iteration ------------------------------------------------------------
+    @property
+    def iterations_per_epoch(self) -> int:
+        return self.cfg.iters_per_epoch or len(self.domains[0]) // self.cfg.batch_size
+
+    def generator_turn(self) -> bool:
+        """G steps on every n_critic-th iteration of the run (always, but for WGAN); D on every one."""
+        return (self.epoch * self.iterations_per_epoch + self.step + 1) % self.cfg.n_critic == 0
+
     def train_step(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
-        if self.cfg.update_order == "joint":
-            losses, cycles = self._update_generators(s, t, DIRECTIONS)
+        if not self.generator_turn():  # a critic-only iteration (WGAN): D sees fresh fakes of the current G
+            with torch.no_grad():
+                fakes = {"s2t": self.model.translate(s, "s2t"), "t2s": self.model.translate(t, "t2s")}
+            losses = {}
+        elif self.cfg.update_order == "joint":
+            losses, fakes = self._update_generators(s, t, DIRECTIONS)
         else:  # released code: G_ST, D_T, G_TS, D_S, each G step on a fresh forward pass
-            losses, cycles = self._update_generators(s, t, ("s2t",))
-            losses.update(self._update_discriminator("s2t", s, t, cycles))
-            more, cycles = self._update_generators(s, t, ("t2s",))
+            losses, fakes = self._update_generators(s, t, ("s2t",))
+            losses.update(self._update_discriminator("s2t", s, t, fakes))
+            more, fakes = self._update_generators(s, t, ("t2s",))
             losses.update(more)
-            losses.update(self._update_discriminator("t2s", s, t, cycles))
+            losses.update(self._update_discriminator("t2s", s, t, fakes))
             return losses
         for direction in DIRECTIONS:
-            losses.update(self._update_discriminator(direction, s, t, cycles))
+            losses.update(self._update_discriminator(direction, s, t, fakes))
         return losses
 
     def _update_generators(self, s, t, directions):
         """Eq. 4 (Eq. 7 in stage 2) for the generators (and attention nets) of `directions`."""
-        m, stage2 = self.model, self.stage2
+        m = self.model
         with frozen(m.dis_s, m.dis_t):
-            cycles = {"s2t": m.cycle(s, "s2t"), "t2s": m.cycle(t, "t2s")}
-            cyc = {d: m.cycle_loss(x, cycles[d]) for d, x in (("s2t", s), ("t2s", t))}
-            adv = {d: m.adversarial_loss(d, cycles[d].forward, stage2) for d in directions}
-            loss = sum(adv.values()) + cyc["s2t"] + cyc["t2s"]
-        opts = [self.opt["g_" + d] for d in directions]
+            loss, terms, fakes = m.generator_loss(s, t, directions, self.stage2)
+        opts = [self.opt[name] for name in dict.fromkeys(m.generator_group(d) for d in directions)]
         params = [p for o in opts for g in o.param_groups for p in g["params"] if p.requires_grad]
         for o in opts:
             o.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
         for o in opts:
             o.step()
-        out = {f"adv_{d}": v.item() for d, v in adv.items()}
-        out.update({f"cyc_{d}": v.item() for d, v in cyc.items()})
-        return out, cycles
+        return {k: v.item() for k, v in terms.items()}, fakes
 
-    def _update_discriminator(self, direction, s, t, cycles):
+    def _update_discriminator(self, direction, s, t, fakes):
         """D of the direction's target: real target images vs pooled fakes (Eq. 2 / Eq. 7)."""
         m, stage2 = self.model, self.stage2
         real = t if direction == "s2t" else s
-        real_att = cycles[REVERSE[direction]].forward.attention.detach()  # A_T(t): computed once, reused
-        fake, mask = m.fake_for_d(cycles[direction].forward, stage2)
+        real_att = fakes[REVERSE[direction]].attention.detach()  # A_T(t): computed once, reused
+        fake, mask = m.fake_for_d(fakes[direction], stage2)
         fake, mask = self.pools[direction].query(fake.detach(), mask.detach())
         loss = m.discriminator_loss(direction, real, real_att, fake, mask, stage2)
         opt = self.opt["d_t" if direction == "s2t" else "d_s"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        self._clip_critic(direction)
         return {f"d_{direction}": loss.item()}
+
+    @torch.no_grad()
+    def _clip_critic(self, direction):
+        """WGAN's Lipschitz constraint (DualGAN): every learned critic parameter within [-clip, clip]."""
+        if self.cfg.clip:
+            for p in self.model.judge(direction).parameters():
+                if p.requires_grad:
+                    p.clamp_(-self.cfg.clip, self.cfg.clip)
 
     # -- the loop ---------------------------------------------------------------
     def fit(self, epochs: int | None = None, progress: bool = True) -> Path:
@@ -242,7 +267,8 @@ class Trainer:
         skip = self.step * cfg.batch_size
         subset = torch.utils.data.Subset(pairs, range(skip, len(pairs)))
         loader = DataLoader(subset, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
-                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda")
+                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
         stage = 2 if self.stage2 else 1
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs} stage {stage}",
                    disable=not progress, leave=False, total=len(pairs) // cfg.batch_size,
@@ -254,7 +280,7 @@ class Trainer:
                 self._check_finite(losses)
                 self.step += 1
                 log.write(json.dumps({"kind": "iter", "epoch": self.epoch, "step": self.step,
-                                      "stage": stage, "lr": self.sched["g_s2t"].get_last_lr()[0],
+                                      "stage": stage, "lr": next(iter(self.sched.values())).get_last_lr()[0],
                                       **losses}) + "\n")
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 if self._stop:
@@ -384,11 +410,11 @@ class Trainer:
 
 
 def load_model(run_dir, checkpoint: str | Path | None = None, device=None) -> AGGAN:
-    """The trained AGGAN of a run (latest checkpoint by default), in eval mode."""
+    """The trained model of a run (AGGAN or a baseline; latest checkpoint by default), in eval mode."""
     path = Path(checkpoint) if checkpoint else Path(run_dir) / "checkpoints" / "latest.pt"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: train the run first")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = AGGAN(Config.from_dict(state["config"]))
+    model = build_model(Config.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     return model.to(pick_device(device)).eval()

@@ -1,0 +1,71 @@
+"""Data-parallel training under `torchrun --nproc_per_node=N -m agit train …`.
+
+Every rank holds the whole AGGAN and sees a disjoint shard of each epoch's pairs;
+after each backward pass the gradients are averaged across ranks before the
+optimiser steps, so all replicas take identical steps (DistributedDataParallel's
+semantics). The averaging is explicit, as in StyleGAN2-ADA, rather than through
+the `DistributedDataParallel` wrapper: a GAN alternates G and D updates and runs
+each generator several times per backward pass (translation, cycle), which the
+wrapper's hook bookkeeping does not expect. NCCL on GPUs, gloo on CPU. Only rank 0
+writes logs, samples and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment; (rank, world size)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Each rank on its own GPU (torchrun's LOCAL_RANK); CPU ranks share the CPU."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def average_gradients(params) -> None:
+    """Mean of every gradient across ranks, flattened into one all-reduce per call."""
+    if not active():
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(chunk.view_as(g))
+
+
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Start every replica from rank 0's weights (seeding alone would do on one machine, not across)."""
+    if active():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, 0)
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if it is true on one: ranks must stop at the same iteration (Ctrl-C)."""
+    if not active():
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t)
+    return bool(t.item())

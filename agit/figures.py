@@ -1,0 +1,333 @@
+"""The plotting the notebooks use: training curves and the paper's figures, from run folders.
+
+Every function returns a matplotlib ``Figure`` built without pyplot (no global state,
+safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes a PNG.
+
+* ``loss_curves`` / ``attention_curves`` — from ``RUN/log.jsonl``, the stage switch marked;
+* ``attention_maps`` — Fig. 3: inputs and their attention, object-free images on the right;
+* ``translation_grid`` — Figs. 4/5: input | attention | output, both directions, per method;
+* ``sweep_grid`` — Fig. 7 (switch epoch) and Fig. 8 (threshold τ, with the mask D sees);
+* ``ablation_grid`` — Fig. 10: the Table 2 variants side by side;
+* ``object_free`` — Fig. 17: images without the object, which should come back unchanged;
+* ``explore_panel`` — one image through one run at a chosen τ (the explore notebook).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from .data import DomainFolder, domain_folders
+
+CELL = 1.25  # inches per image
+
+# --------------------------------------------------------------------------- logs
+
+
+def read_log(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(iterations, epochs) of RUN/log.jsonl; iterations carry a global index `it`."""
+    rows = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines() if line.strip()]
+    iters = pd.DataFrame([r for r in rows if r.get("kind") == "iter"])
+    epochs = pd.DataFrame([r for r in rows if r.get("kind") == "epoch"])
+    if len(iters):
+        iters.insert(0, "it", np.arange(1, len(iters) + 1))
+    return iters, epochs
+
+
+def _switch_iteration(iters: pd.DataFrame):
+    if "stage" not in iters or not (iters["stage"] == 2).any():
+        return None
+    return float(iters.loc[iters["stage"] == 2, "it"].iloc[0]) - 0.5
+
+
+def _mark_switch(ax, x, label=True):
+    if x is not None:
+        ax.axvline(x, color="crimson", ls="--", lw=1, label="stage switch" if label else None)
+
+
+LOSS_KEYS_SKIP = {"it", "kind", "epoch", "step", "stage", "lr", "time"}
+
+
+def loss_curves(run, smooth: int | None = None, title: str | None = None) -> Figure:
+    """Every logged loss against the iteration, smoothed; the stage switch marked on each."""
+    iters, _ = read_log(run)
+    keys = [k for k in iters.columns if k not in LOSS_KEYS_SKIP and pd.api.types.is_numeric_dtype(iters[k])]
+    pairs = sorted({k.rsplit("_", 1)[0] for k in keys})
+    fig = Figure(figsize=(3.2 * max(1, len(pairs)), 2.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(pairs)), squeeze=False)[0]
+    window = smooth or max(1, len(iters) // 40)
+    switch = _switch_iteration(iters)
+    for ax, name in zip(axes, pairs):
+        for i, k in enumerate(k for k in keys if k.rsplit("_", 1)[0] == name):
+            ax.plot(iters["it"], iters[k], alpha=0.2, lw=0.6, color=f"C{i}")
+            ax.plot(iters["it"], iters[k].rolling(window, min_periods=1).mean(), lw=1.2, color=f"C{i}", label=k)
+        _mark_switch(ax, switch)
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or f"losses — {Path(run).name}", fontsize=10)
+    return fig
+
+
+def attention_curves(run, title: str | None = None) -> Figure:
+    """Per-epoch attention statistics on the probe images (mean, share above τ, IoU); switch marked."""
+    _, epochs = read_log(run)
+    groups = [g for g in ("att_mean", "att_above_tau", "att_iou") if any(c.startswith(g) for c in epochs.columns)]
+    fig = Figure(figsize=(3.2 * max(1, len(groups)), 2.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(groups)), squeeze=False)[0]
+    if not groups:
+        axes[0].text(0.5, 0.5, "no attention statistics (no attention nets)", ha="center", va="center")
+        axes[0].set_axis_off()
+        return fig
+    x = epochs["epoch"] + 1
+    switch = (float(epochs.loc[epochs["stage"] == 2, "epoch"].iloc[0]) + 0.5) if (epochs["stage"] == 2).any() else None
+    for ax, g in zip(axes, groups):
+        for d in ("s2t", "t2s"):
+            if f"{g}_{d}" in epochs:
+                ax.plot(x, epochs[f"{g}_{d}"], marker="o", ms=3, label={"s2t": "A_S", "t2s": "A_T"}[d])
+        _mark_switch(ax, switch)
+        ax.set_title(g)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or f"attention per epoch — {Path(run).name}", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- images
+
+_MODELS: dict = {}
+
+
+def model_of(run):
+    """The run's trained model (cached per checkpoint), on CPU, in eval mode."""
+    from .train import load_model
+
+    ckpt = Path(run) / "checkpoints" / "latest.pt"
+    key = (str(Path(run).resolve()), ckpt.stat().st_mtime if ckpt.exists() else None)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(run, device="cpu")
+    return _MODELS[key]
+
+
+def pick_images(data, split: str = "test", domain: str = "A", n: int = 3, with_object: bool = True) -> list[Path]:
+    """n image files of a domain; on synthetic data with or without the animal (meta.json)."""
+    folder = domain_folders(data, split)["AB".index(domain)]
+    files = DomainFolder(folder, 8).paths
+    meta = Path(data) / "meta.json"
+    if meta.is_file():
+        free = set(json.loads(meta.read_text())["animal_free"].get(folder.name, []))
+        files = [p for p in files if (p.name in free) != with_object]
+    elif not with_object:
+        return []
+    return files[:n]
+
+
+def _load(paths, size: int) -> torch.Tensor:
+    if not paths:
+        return torch.zeros(0, 3, size, size)
+    by_folder = {}
+    for p in paths:
+        by_folder.setdefault(Path(p).parent, []).append(Path(p))
+    images = {}
+    for folder, files in by_folder.items():
+        ds = DomainFolder(folder, size)
+        index = {q: i for i, q in enumerate(ds.paths)}
+        for p in files:
+            images[p] = ds[index[p]]["image"]
+    return torch.stack([images[Path(p)] for p in paths])
+
+
+@torch.no_grad()
+def translate_files(run, paths, direction: str):
+    """(inputs, attention or None, outputs, raw generator output) for image files."""
+    model = model_of(run)
+    x = _load(paths, model.cfg.size)
+    tr = model.translate(x, direction)
+    net = getattr(model, "attention_net", lambda d: None)(direction)
+    return x, (tr.attention if net is not None else None), tr.image, tr.raw
+
+
+def _show(ax, img, title=None, cmap="gray"):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():  # a thin frame: an all-white mask stays visible
+        s.set_linewidth(0.5)
+        s.set_color("0.7")
+    if img is None:
+        ax.text(0.5, 0.5, "—", ha="center", va="center", transform=ax.transAxes, color="grey")
+    elif img.shape[0] == 1:
+        ax.imshow(img[0].cpu().numpy(), cmap=cmap, vmin=0, vmax=1)
+    else:
+        ax.imshow(((img.permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1))
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def _grid(cells, col_titles, row_titles=None, title=None) -> Figure:
+    """cells: rows of images (3×H×W in [-1, 1], 1×H×W in [0, 1], or None)."""
+    n_rows, n_cols = len(cells), max(len(r) for r in cells)
+    fig = Figure(figsize=(CELL * n_cols + 0.4, CELL * n_rows + 0.5), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for i, row in enumerate(cells):
+        for j in range(n_cols):
+            _show(axes[i, j], row[j] if j < len(row) else None, col_titles[j] if i == 0 else None)
+        if row_titles:
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _dir_label(data, direction):
+    from .tables import direction_labels
+
+    return dict(zip(("s2t", "t2s"), direction_labels(data)))[direction]
+
+
+def dataset_samples(data, n: int = 5, split: str = "train") -> Figure:
+    """n images of each domain, each above its ground-truth mask where the dataset has masks."""
+    rows, titles = [], []
+    for folder in domain_folders(data, split):
+        masks = Path(str(folder) + "_mask")
+        ds = DomainFolder(folder, 64, mask_folder=masks if masks.is_dir() else None)
+        items = [ds[i] for i in range(min(n, len(ds)))]
+        rows.append([it["image"] for it in items])
+        titles.append(folder.name)
+        if all("mask" in it for it in items):
+            rows.append([it["mask"] for it in items])
+            titles.append(f"{folder.name} mask")
+    return _grid(rows, [""] * n, titles, f"{Path(data).name}: samples of both domains")
+
+
+def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
+    """Fig. 3: inputs (top) and attention (bottom): A_S on source images, A_T on target ones,
+    then object-free images of both domains, where the attention should be ~0."""
+    cols, inputs, atts = [], [], []
+    per_domain = {"A": (n + 1) // 2, "B": n // 2}
+    for domain, direction, name in (("A", "s2t", "A_S"), ("B", "t2s", "A_T")):
+        for free in (False, True):
+            files = pick_images(data, domain=domain, n=n_free if free else per_domain[domain],
+                                with_object=not free)
+            if not files:
+                continue
+            x, att, _, _ = translate_files(run, files, direction)
+            for k in range(len(files)):
+                inputs.append(x[k])
+                atts.append(att[k] if att is not None else None)
+                cols.append(f"{name}{' (no object)' if free else ''}")
+    order = [k for k, c in enumerate(cols) if "no object" not in c] + [k for k, c in enumerate(cols) if "no object" in c]
+    return _grid([[inputs[k] for k in order], [atts[k] for k in order]], [cols[k] for k in order],
+                 ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
+
+
+def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) -> Figure:
+    """Figs. 4/5: per row an input; per method its attention (if it has one) and output."""
+    rows, row_titles, col_titles = [], [], None
+    for direction in directions:
+        files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
+        per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
+        titles = ["input"]
+        for k in range(len(files)):
+            row = [next(iter(per_method.values()))[0][k]]
+            for label, (_, att, out, _) in per_method.items():
+                if att is not None:
+                    row.append(att[k])
+                    if k == 0:
+                        titles.append(f"{label}: attention")
+                row.append(out[k])
+                if k == 0:
+                    titles.append(f"{label}: output")
+            rows.append(row)
+            row_titles.append(_dir_label(data, direction))
+        col_titles = col_titles or titles
+    return _grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
+
+
+def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str = "") -> Figure:
+    """Figs. 7/8: columns per run (its attention, or with show='mask' the thresholded mask
+    [A > τ] that the stage-2 discriminator sees, then its output); rows: images, both directions."""
+    rows, row_titles, col_titles = [], [], ["input"]
+    for label in runs:
+        col_titles += [f"{label}: {'A' if show == 'attention' else '[A > τ]'}", f"{label}: output"]
+    for direction in ("s2t", "t2s"):
+        files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
+        results = {}
+        for label, run in runs.items():
+            x, att, out, _ = translate_files(run, files, direction)
+            if att is not None and show == "mask":
+                att = (att > model_of(run).cfg.tau).float()
+            results[label] = (x, att, out)
+        for k in range(len(files)):
+            row = [next(iter(results.values()))[0][k]]
+            for x, att, out in results.values():
+                row += [att[k] if att is not None else None, out[k]]
+            rows.append(row)
+            row_titles.append(_dir_label(data, direction))
+    return _grid(rows, col_titles, row_titles, title)
+
+
+def ablation_grid(runs: dict, data, n: int = 2) -> Figure:
+    """Fig. 10: one input per row, each variant's output per column."""
+    rows, row_titles = [], []
+    for direction in ("s2t", "t2s"):
+        files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
+        outs = {label: translate_files(run, files, direction) for label, run in runs.items()}
+        for k in range(len(files)):
+            rows.append([next(iter(outs.values()))[0][k]] + [o[2][k] for o in outs.values()])
+            row_titles.append(_dir_label(data, direction))
+    return _grid(rows, ["input", *runs], row_titles, "Fig. 10 — ablations (outputs)")
+
+
+def object_free(runs: dict, data, n: int = 3) -> Figure:
+    """Fig. 17: source images without the object; attention methods should leave them alone."""
+    files = pick_images(data, domain="A", n=n, with_object=False)
+    if not files:
+        fig = Figure(figsize=(4, 1))
+        fig.text(0.5, 0.5, "this dataset lists no object-free images", ha="center")
+        return fig
+    outs = {label: translate_files(run, files, "s2t") for label, run in runs.items()}
+    rows, titles = [], ["input"]
+    for k in range(len(files)):
+        row = [next(iter(outs.values()))[0][k]]
+        for label, (_, att, out, _) in outs.items():
+            if att is not None:
+                row.append(att[k])
+                if k == 0:
+                    titles.append(f"{label}: attention")
+            row.append(out[k])
+            if k == 0:
+                titles.append(f"{label}: output")
+        rows.append(row)
+    return _grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
+                 "Fig. 17 — object-free inputs (should come back unchanged)")
+
+
+@torch.no_grad()
+def explore_panel(run, path, direction: str = "s2t", tau: float | None = None) -> Figure:
+    """One image through one run: input | attention | [A > τ] | what D sees in stage 2
+    (F(s)·[A > τ], Eq. 6) | output (Eq. 1)."""
+    model = model_of(run)
+    tau = model.cfg.tau if tau is None else tau
+    x, att, out, raw = translate_files(run, [path], direction)
+    a = att if att is not None else torch.ones_like(x[:, :1])
+    mask = (a > tau).float()
+    d_input = raw * mask
+    fig = _grid([[x[0], a[0], mask[0], d_input[0], out[0]]],
+                ["input", "attention A", f"[A > {tau:.2f}]", "D input: F(s)·[A > τ]", "output"])
+    fig.suptitle(f"{Path(run).name}, {Path(path).name}, {direction}: mean attention {a.mean():.3f}, "
+                 f"{mask.mean():.0%} of pixels above τ", fontsize=8)
+    return fig
+
+
+def save(fig: Figure, path, dpi: int = 120) -> Path:
+    """Write `fig` as PNG (folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

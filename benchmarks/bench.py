@@ -1,0 +1,202 @@
+"""Speed and memory of one AGGAN iteration on this machine, against the plain step and the matmul peak.
+
+Everything is measured in this run: the float32 matmul peak, seconds per full
+iteration (both directions, G+A+D updates, stage 1 and stage 2) of the official
+networks at 64/128/256 px for agit's step and for the same step written the plain
+way, translate throughput, and the peak RSS of a 256-px training process.
+Writes results/bench/bench.json (flat keys) and bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from agit import preset
+from agit.synthetic import make_synthetic
+from agit.train import Trainer
+
+SIZES = (64, 128, 256)
+
+
+def matmul_peak(n: int = 2048, reps: int = 10) -> float:
+    """Best-of float32 GEMM throughput, GFLOP/s: the ceiling a conv net could approach."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / reps)
+    return 2 * n**3 / best / 1e9
+
+
+def timed(fn, reps: int) -> float:
+    """Median seconds of `fn()` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def plain_step(trainer: Trainer, s, t):
+    """The released code's iteration written the plain way: every quantity recomputed where it is
+    used, D's parameters not excluded from G's backward, zero-filled grads, per-tensor Adam."""
+    m, cfg, stage2 = trainer.model, trainer.cfg, trainer.stage2
+    opts = trainer.plain_opts
+
+    def g_loss(direction):
+        x = s if direction == "s2t" else t
+        if m.masked_for_d(stage2):
+            d_in = m.generator(direction)(x) * (m.attention(x, direction) > cfg.tau).float()
+        else:
+            d_in = m.translate(x, direction).image
+        pred = m.judge(direction)(d_in, norm=not m.masked_for_d(stage2))
+        cyc = sum(m.cycle_loss(y, m.cycle(y, d)) for y, d in ((s, "s2t"), (t, "t2s")))
+        return F.mse_loss(pred, torch.ones_like(pred)) + cyc
+
+    def d_loss(direction):
+        x, real = (s, t) if direction == "s2t" else (t, s)
+        with torch.no_grad():
+            fwd = m.translate(x, direction)
+            real_att = m.attention(real, "t2s" if direction == "s2t" else "s2t")
+        fake, mask = m.fake_for_d(fwd, stage2)
+        fake, mask = trainer.pools[direction].query(fake, mask)
+        return m.discriminator_loss(direction, real, real_att, fake, mask, stage2)
+
+    for direction, g, d in (("s2t", "g_s2t", "d_t"), ("t2s", "g_t2s", "d_s")):
+        for o in opts.values():
+            o.zero_grad(set_to_none=False)
+        g_loss(direction).backward()
+        opts[g].step()
+        opts[d].zero_grad(set_to_none=False)
+        d_loss(direction).backward()
+        opts[d].step()
+
+
+def make_trainer(data: Path, size: int, stage2: bool) -> Trainer:
+    trainer = Trainer(preset("official", data=str(data), size=size), Path(tempfile.mkdtemp()))
+    if stage2:
+        trainer.epoch = trainer.cfg.switch_epoch
+        trainer.enter_stage()
+    trainer.plain_opts = {
+        k: torch.optim.Adam(o.param_groups[0]["params"], lr=trainer.cfg.lr, betas=(0.5, 0.999), foreach=False)
+        for k, o in trainer.opt.items()
+    }
+    return trainer
+
+
+def batch(trainer: Trainer, n: int = 1):
+    a, b = trainer.domains
+    return (torch.stack([a[i]["image"] for i in range(n)]).to(trainer.device),
+            torch.stack([b[i]["image"] for i in range(n)]).to(trainer.device))
+
+
+def bench_size(data: Path, size: int, reps: int) -> dict:
+    out = {}
+    for stage in (1, 2):
+        ours = make_trainer(data, size, stage == 2)
+        plain = make_trainer(data, size, stage == 2)
+        plain.model.load_state_dict(ours.model.state_dict())
+        s, t = batch(ours)
+        out[f"step_s_{size}_stage{stage}"] = timed(lambda: ours.train_step(s, t), reps)
+        out[f"plain_step_s_{size}_stage{stage}"] = timed(lambda: plain_step(plain, s, t), reps)
+        out[f"gflop_per_step_{size}_stage{stage}"] = flops(lambda: ours.train_step(s, t)) / 1e9
+    for key in ("step_s", "plain_step_s", "gflop_per_step"):
+        out[f"{key}_{size}"] = (out[f"{key}_{size}_stage1"] + out[f"{key}_{size}_stage2"]) / 2
+    out[f"gflops_{size}"] = out[f"gflop_per_step_{size}"] / out[f"step_s_{size}"]
+    out[f"speedup_{size}"] = out[f"plain_step_s_{size}"] / out[f"step_s_{size}"]
+    return out
+
+
+def translate_throughput(data: Path, size: int = 256, n: int = 8, reps: int = 3) -> float:
+    trainer = make_trainer(data, size, False)
+    model = trainer.model.eval()
+    x, _ = batch(trainer, n)
+    with torch.no_grad():
+        seconds = timed(lambda: model.translate(x, "s2t"), reps)
+    return n / seconds
+
+
+def rss_of_training(data: Path, size: int = 256, steps: int = 2) -> float:
+    """Peak resident memory (MB) of a fresh process that trains `steps` iterations at `size` px."""
+    code = (
+        "import resource, sys, tempfile, torch\n"
+        "from agit import preset\nfrom agit.train import Trainer\n"
+        f"t = Trainer(preset('official', data={str(data)!r}, size={size}), tempfile.mkdtemp())\n"
+        "a, b = t.domains\n"
+        f"for i in range({steps}):\n"
+        "    t.train_step(a[i]['image'][None], b[i]['image'][None])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024  # Linux reports KiB
+
+
+def markdown(r: dict) -> str:
+    lines = [
+        f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}; "
+        f"float32 matmul peak {r['peak_gflops']:.1f} GFLOP/s (measured in this run).",
+        "",
+        "| size | agit step (s) | plain step (s) | speed-up | GFLOP/step | GFLOP/s | % of matmul peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in r["sizes"]:
+        lines.append(
+            f"| {s} | {r[f'step_s_{s}']:.3f} | {r[f'plain_step_s_{s}']:.3f} | {r[f'speedup_{s}']:.2f}x "
+            f"| {r[f'gflop_per_step_{s}']:.1f} | {r[f'gflops_{s}']:.1f} | {100 * r[f'peak_frac_{s}']:.0f} % |")
+    lines += ["", f"Translate throughput (256 px, batch 8): {r['translate_img_s']:.2f} images/s. "
+              f"Peak RSS of a 256-px training process (batch 1): {r['rss_mb_256']:.0f} MB.",
+              "Step times are medians over stage 1 and stage 2 (averaged), official networks, batch 1."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--out", default="results/bench")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    data = make_synthetic(tempfile.mkdtemp(), "bench", size=max(args.sizes), n_train=8, n_test=2)
+    result = {"machine": f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)",
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "peak_gflops": matmul_peak(), "sizes": args.sizes}
+    for size in args.sizes:
+        result.update(bench_size(data, size, args.reps))
+        result[f"peak_frac_{size}"] = result[f"gflops_{size}"] / result["peak_gflops"]
+        print(f"{size} px: {result[f'step_s_{size}']:.3f} s/it (plain {result[f'plain_step_s_{size}']:.3f})",
+              flush=True)
+    result["translate_img_s"] = translate_throughput(data, max(args.sizes))
+    result["rss_mb_256"] = rss_of_training(data, 256)
+    result["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
