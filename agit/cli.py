@@ -33,10 +33,12 @@ def cmd_train(args):
     else:
         cfg = preset(args.preset, **overrides)
         trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device)
-    print(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
-          f"({trainer.device}) -> {trainer.run}")
+    say = print if trainer.main else (lambda *a: None)  # one voice under torchrun
+    ranks = f", {trainer.world} ranks" if trainer.world > 1 else ""
+    say(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
+        f"({trainer.device}{ranks}) -> {trainer.run}")
     trainer.fit()
-    print(f"done: {trainer.run}")
+    say(f"done: {trainer.run}")
 
 
 def cmd_translate(args):

@@ -121,7 +121,7 @@ class Config:
         if self.n_critic < 1 or self.clip < 0:
             raise ValueError(f"n_critic must be >= 1 and clip >= 0, got {self.n_critic} and {self.clip}")
         if self.method == "unit" and self.update_order != "joint":
-            raise ValueError("method 'unit' needs update_order='joint': its encoders share layers across directions")
+            raise ValueError("method 'unit' needs update_order='joint': both directions share its layers")
         if self.method == "unit" and self.lambda_identity:
             raise ValueError("lambda_identity does not apply to 'unit': its within-domain "
                              "reconstruction (lambda_recon) plays that role")
@@ -215,7 +215,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> Config:
-    """The named preset, the method's defaults over it, then `overrides`; unknown keys are an error naming the key."""
+    """The named preset, the method's defaults over it, then `overrides` (unknown keys: an error naming the key)."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     method = overrides.get("method", PRESETS[name].get("method", "aggan"))

@@ -62,10 +62,12 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
             dist.broadcast(tensor, 0)
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank if it is true on one: ranks must stop at the same iteration (Ctrl-C)."""
+def reduce_step(losses: dict[str, float], stop: bool, device) -> tuple[dict[str, float], bool]:
+    """One all-reduce per iteration: losses averaged over ranks (what the log reports) and the Ctrl-C
+    flag or-ed, so every rank sees the same NaN check and stops at the same iteration."""
     if not active():
-        return flag
-    t = torch.tensor([float(flag)])
+        return losses, stop
+    t = torch.tensor([*losses.values(), float(stop)], dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return bool(t.item())
+    world = dist.get_world_size()
+    return dict(zip(losses, (t[:-1] / world).tolist())), bool(t[-1].item())

@@ -40,12 +40,13 @@ def gan_loss(pred: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
     are logits); a generator asking for `real` gets the non-saturating form. 'wgan': the
     critic's mean score, to raise for real and lower for fake.
     """
-    if kind == "lsgan":
-        return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
-    if kind == "gan":
-        return F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
     if kind == "wgan":
         return -pred.mean() if real else pred.mean()
+    target = torch.ones_like(pred) if real else torch.zeros_like(pred)
+    if kind == "lsgan":
+        return F.mse_loss(pred, target)
+    if kind == "gan":
+        return F.binary_cross_entropy_with_logits(pred, target)
     raise ValueError(f"unknown gan_loss {kind!r}")
 
 
@@ -149,7 +150,7 @@ class AGGAN(nn.Module):
         return gan_loss(pred, True, self.cfg.gan_loss)
 
     def cycle_loss(self, x: torch.Tensor, cyc: Cycle) -> torch.Tensor:
-        """Eq. 3, L1, already weighted by lambda_cyc (0 for 'Ours-cycle')."""
+        """Eq. 3, L1 (`cycle_norm`), already weighted by lambda_cyc (0 for 'Ours-cycle')."""
         if not self.cfg.use_cycle:
             return x.new_zeros(())
         return self.cfg.lambda_cyc * distance(cyc.back, x, self.cfg.cycle_norm)
@@ -161,7 +162,8 @@ class AGGAN(nn.Module):
 
     def generator_loss(self, s, t, directions, stage2: bool):
         """Eq. 4 (Eq. 7 in stage 2) for the generators of `directions`: both cycles count,
-        the adversarial terms of `directions` only. Returns (total, named terms, s' and t')."""
+        the adversarial terms of `directions` only. Returns (total, named terms, and the
+        forward translations s', t' by direction, which the discriminators then judge)."""
         cycles = {"s2t": self.cycle(s, "s2t"), "t2s": self.cycle(t, "t2s")}
         cyc = {d: self.cycle_loss(x, cycles[d]) for d, x in (("s2t", s), ("t2s", t))}
         adv = {d: self.adversarial_loss(d, cycles[d].forward, stage2) for d in directions}

@@ -14,6 +14,7 @@ for WGAN, critic steps per generator step and weight clipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,11 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from .baselines import build_model
+from . import distributed
 from .config import Config
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .model import AGGAN, DIRECTIONS, REVERSE
@@ -135,14 +137,17 @@ def lr_factor(cfg: Config, epoch: int) -> float:
 
 
 class Trainer:
-    """Owns the model, one optimiser per param group (AGGAN: G_ST+A_S, G_TS+A_T, D_T, D_S), pools and the run folder."""
+    """Owns the model, an optimiser per param group (AGGAN: G_ST+A_S, G_TS+A_T, D_T, D_S), pools, the run folder."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, device: str | None = None):
         self.cfg = cfg
         self.run = Path(run_dir)
-        self.device = pick_device(device)
+        self.device = distributed.local_device(pick_device(device))
+        self.rank, self.world = distributed.setup(self.device)
+        self.main = self.rank == 0  # only rank 0 writes logs, samples and checkpoints
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
+        distributed.broadcast_parameters(self.model)
         self.opt = {
             name: make_optimizer(cfg, list(dict.fromkeys(
                 p for mod in mods if mod is not None for p in mod.parameters())))
@@ -154,7 +159,7 @@ class Trainer:
             name: torch.optim.lr_scheduler.LambdaLR(o, lambda e, c=cfg: lr_factor(c, e))
             for name, o in self.opt.items()
         }
-        self.pools = {d: ImagePool(cfg.pool_size, cfg.seed + i) for i, d in enumerate(DIRECTIONS)}
+        self.pools = {d: ImagePool(cfg.pool_size, cfg.seed + i + 2 * self.rank) for i, d in enumerate(DIRECTIONS)}
         self.epoch, self.step = 0, 0  # next epoch to run, steps done in it
         root = Path(cfg.data)
         dir_a, dir_b = domain_folders(root, "train")
@@ -211,6 +216,7 @@ class Trainer:
         for o in opts:
             o.zero_grad(set_to_none=True)
         loss.backward(inputs=params)
+        distributed.average_gradients(params)
         for o in opts:
             o.step()
         return {k: v.item() for k, v in terms.items()}, fakes
@@ -226,6 +232,7 @@ class Trainer:
         opt = self.opt["d_t" if direction == "s2t" else "d_s"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(opt.param_groups[0]["params"])
         opt.step()
         self._clip_critic(direction)
         return {f"d_{direction}": loss.item()}
@@ -242,15 +249,17 @@ class Trainer:
     def fit(self, epochs: int | None = None, progress: bool = True) -> Path:
         """Train until `epochs` (default cfg.epochs); returns the run folder."""
         cfg, end = self.cfg, epochs or self.cfg.epochs
-        self.run.mkdir(parents=True, exist_ok=True)
-        (self.run / "config.json").write_text(cfg.to_json())
+        if self.main:
+            self.run.mkdir(parents=True, exist_ok=True)
+            (self.run / "config.json").write_text(cfg.to_json())
         previous = signal.signal(signal.SIGINT, self._request_stop)
         try:
             while self.epoch < end:
                 self.enter_stage()
-                if not self._run_epoch(progress):
+                if not self._run_epoch(progress and self.main):
                     path = self.save(tag=None)
-                    print(f"interrupted: checkpoint written to {path}; continue with --resume")
+                    if self.main:
+                        print(f"interrupted: checkpoint written to {path}; continue with --resume")
                     return self.run
                 self._end_epoch()
         finally:
@@ -264,26 +273,28 @@ class Trainer:
     def _run_epoch(self, progress: bool) -> bool:
         cfg = self.cfg
         pairs = EpochPairs(*self.domains, cfg, self.epoch)
-        skip = self.step * cfg.batch_size
-        subset = torch.utils.data.Subset(pairs, range(skip, len(pairs)))
-        loader = DataLoader(subset, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
+        per_step = cfg.batch_size * self.world
+        subset = torch.utils.data.Subset(pairs, range(self.step * per_step, len(pairs)))
+        # Each rank takes every world-th pair of the same epoch order: disjoint shards.
+        sampler = (DistributedSampler(subset, self.world, self.rank, shuffle=False, drop_last=True)
+                   if self.world > 1 else None)
+        loader = DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
         stage = 2 if self.stage2 else 1
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs} stage {stage}",
-                   disable=not progress, leave=False, total=len(pairs) // cfg.batch_size,
-                   initial=self.step)
-        with open(self.run / "log.jsonl", "a") as log:
+                   disable=not progress, leave=False, total=len(pairs) // per_step, initial=self.step)
+        with open(self.run / "log.jsonl", "a") if self.main else contextlib.nullcontext() as log:
             for s, t in bar:
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
-                losses = self.train_step(s, t)
+                losses, stop = distributed.reduce_step(self.train_step(s, t), self._stop, self.device)
                 self._check_finite(losses)
                 self.step += 1
-                log.write(json.dumps({"kind": "iter", "epoch": self.epoch, "step": self.step,
-                                      "stage": stage, "lr": next(iter(self.sched.values())).get_last_lr()[0],
-                                      **losses}) + "\n")
+                if log:
+                    log.write(json.dumps({"kind": "iter", "epoch": self.epoch, "step": self.step, "stage": stage,
+                                          "lr": next(iter(self.sched.values())).get_last_lr()[0], **losses}) + "\n")
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-                if self._stop:
+                if stop:
                     return False
         return True
 
@@ -297,14 +308,14 @@ class Trainer:
                 f"iteration {self.step}; stopping ({kept}). Try a lower --set lr=…")
 
     def _end_epoch(self):
-        stats = self.attention_stats()
         for sch in self.sched.values():
             sch.step()
-        with open(self.run / "log.jsonl", "a") as log:
-            log.write(json.dumps({"kind": "epoch", "epoch": self.epoch, "stage": 2 if self.stage2 else 1,
-                                  "time": time.time(), **stats}) + "\n")
-        if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
-            self.save_samples()
+        if self.main:
+            with open(self.run / "log.jsonl", "a") as log:
+                log.write(json.dumps({"kind": "epoch", "epoch": self.epoch, "stage": 2 if self.stage2 else 1,
+                                      "time": time.time(), **self.attention_stats()}) + "\n")
+            if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
+                self.save_samples()
         self.epoch, self.step = self.epoch + 1, 0
         if self.cfg.checkpoint_every and (self.epoch % self.cfg.checkpoint_every == 0
                                           or self.epoch == self.cfg.epochs):
@@ -372,9 +383,11 @@ class Trainer:
     def save(self, tag: str | None) -> Path:
         """Write latest.pt (and epoch_NNNN.pt when tagged) atomically: a crash never leaves half a file."""
         folder = self.run / "checkpoints"
+        targets = [folder / "latest.pt"] + ([folder / f"{tag}.pt"] if tag else [])
+        if not self.main:
+            return targets[-1]
         folder.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
-        targets = [folder / "latest.pt"] + ([folder / f"{tag}.pt"] if tag else [])
         for path in targets:
             tmp = path.with_suffix(".tmp")
             torch.save(state, tmp)
