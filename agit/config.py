@@ -82,6 +82,7 @@ class Config:
     update_order: str = "sequential"  # released code: G_ST, D_T, G_TS, D_S; "joint": Eq. 4 at once
     seed: int = 0
     workers: int = 0  # DataLoader worker processes
+    recompute_activations: bool = False  # activation checkpointing of F and A: less memory, ~1 more forward
 
     # run bookkeeping
     sample_every: int = 1  # epochs between sample grids

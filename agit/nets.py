@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import Config
 
@@ -21,6 +22,18 @@ def conv_in_relu(cin, cout, kernel, stride=1, padding=0, padding_mode="zeros", n
         layers.append(nn.InstanceNorm2d(cout, affine=True))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def run(net: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
+    """`net(x)`; with `recompute`, keep only `x` for backward and recompute the layers then.
+
+    A training step at 256 px holds four generator and four attention passes in
+    one graph (translation and cycle, both directions): recomputing them trades
+    one extra forward pass per network for most of the activation memory.
+    """
+    if recompute and torch.is_grad_enabled():
+        return checkpoint(net, x, use_reentrant=False)
+    return net(x)
 
 
 class ResidualBlock(nn.Module):
@@ -54,6 +67,7 @@ class Generator(nn.Module):
             nn.Tanh(),
         ]
         self.net = nn.Sequential(*layers)
+        self.recompute = cfg.recompute_activations
 
     @staticmethod
     def up(cin, cout):
@@ -64,7 +78,7 @@ class Generator(nn.Module):
         )
 
     def forward(self, x):
-        return self.net(x)
+        return run(self.net, x, self.recompute)
 
 
 class AttentionNet(nn.Module):
@@ -89,9 +103,10 @@ class AttentionNet(nn.Module):
             nn.Sigmoid(),
         )
         self.last_conv = self.net[-2]
+        self.recompute = cfg.recompute_activations
 
     def forward(self, x):
-        return self.net(x)
+        return run(self.net, x, self.recompute)
 
 
 class Discriminator(nn.Module):

@@ -145,6 +145,7 @@ class Trainer:
         self.device = distributed.local_device(pick_device(device))
         self.rank, self.world = distributed.setup(self.device)
         self.main = self.rank == 0  # only rank 0 writes logs, samples and checkpoints
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"  # fixed sizes: let cuDNN pick kernels
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         distributed.broadcast_parameters(self.model)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -95,8 +94,8 @@ def plain_step(trainer: Trainer, s, t):
         opts[d].step()
 
 
-def make_trainer(data: Path, size: int, stage2: bool) -> Trainer:
-    trainer = Trainer(preset("official", data=str(data), size=size), Path(tempfile.mkdtemp()))
+def make_trainer(data: Path, size: int, stage2: bool, **overrides) -> Trainer:
+    trainer = Trainer(preset("official", data=str(data), size=size, **overrides), Path(tempfile.mkdtemp()))
     if stage2:
         trainer.epoch = trainer.cfg.switch_epoch
         trainer.enter_stage()
@@ -139,12 +138,13 @@ def translate_throughput(data: Path, size: int = 256, n: int = 8, reps: int = 3)
     return n / seconds
 
 
-def rss_of_training(data: Path, size: int = 256, steps: int = 2) -> float:
+def rss_of_training(data: Path, size: int = 256, steps: int = 2, recompute: bool = False) -> float:
     """Peak resident memory (MB) of a fresh process that trains `steps` iterations at `size` px."""
     code = (
         "import resource, sys, tempfile, torch\n"
         "from agit import preset\nfrom agit.train import Trainer\n"
-        f"t = Trainer(preset('official', data={str(data)!r}, size={size}), tempfile.mkdtemp())\n"
+        f"t = Trainer(preset('official', data={str(data)!r}, size={size}, recompute_activations={recompute}),"
+        " tempfile.mkdtemp())\n"
         "a, b = t.domains\n"
         f"for i in range({steps}):\n"
         "    t.train_step(a[i]['image'][None], b[i]['image'][None])\n"
@@ -152,6 +152,12 @@ def rss_of_training(data: Path, size: int = 256, steps: int = 2) -> float:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024  # Linux reports KiB
+
+
+def rss_of_import() -> float:
+    code = "import resource, torch; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def markdown(r: dict) -> str:
@@ -166,8 +172,11 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| {s} | {r[f'step_s_{s}']:.3f} | {r[f'plain_step_s_{s}']:.3f} | {r[f'speedup_{s}']:.2f}x "
             f"| {r[f'gflop_per_step_{s}']:.1f} | {r[f'gflops_{s}']:.1f} | {100 * r[f'peak_frac_{s}']:.0f} % |")
-    lines += ["", f"Translate throughput (256 px, batch 8): {r['translate_img_s']:.2f} images/s. "
-              f"Peak RSS of a 256-px training process (batch 1): {r['rss_mb_256']:.0f} MB.",
+    lines += ["", f"Translate throughput (256 px, batch 8): {r['translate_img_s']:.2f} images/s.",
+              f"Peak RSS of a 256-px training process (batch 1): {r['rss_mb_256']:.0f} MB with "
+              f"`recompute_activations` ({r['step_s_256_recompute']:.2f} s/it), "
+              f"{r['rss_mb_256_default']:.0f} MB without ({r['step_s_256']:.2f} s/it); "
+              f"importing torch alone takes {r['rss_mb_import']:.0f} MB.",
               "Step times are medians over stage 1 and stage 2 (averaged), official networks, batch 1."]
     return "\n".join(lines) + "\n"
 
@@ -189,8 +198,13 @@ def main(argv=None):
         print(f"{size} px: {result[f'step_s_{size}']:.3f} s/it (plain {result[f'plain_step_s_{size}']:.3f})",
               flush=True)
     result["translate_img_s"] = translate_throughput(data, max(args.sizes))
-    result["rss_mb_256"] = rss_of_training(data, 256)
-    result["self_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The default keeps every activation; recompute_activations trades a forward pass for memory.
+    result["rss_mb_256_default"] = rss_of_training(data, 256)
+    result["rss_mb_256"] = rss_of_training(data, 256, recompute=True)
+    lean = make_trainer(data, 256, False, recompute_activations=True)
+    s, t = batch(lean)
+    result["step_s_256_recompute"] = timed(lambda: lean.train_step(s, t), args.reps)
+    result["rss_mb_import"] = rss_of_import()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
