@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--background", default="distinct", choices=["distinct", "shared"])
     s.add_argument("--empty-fraction", type=float, default=0.15)
-    s.add_argument("--overlap", type=float, default=0.0,
-                   help="chance that an image takes the other domain's background")
+    s.add_argument("--overlap", type=float, default=0.3,
+                   help="chance that an image takes the other domain's background (0: fully domain-specific)")
     g = dsub.add_parser("download", help="a CycleGAN dataset zip")
     g.add_argument("name")
     g.add_argument("--root", default="data")

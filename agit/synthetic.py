@@ -29,8 +29,13 @@ from tqdm.auto import tqdm
 
 from .data import DataError, staged_folder
 
+# The default keeps the paper's tension (70 % of each domain on its own background) but
+# lets the animal be a stronger cue than the background: with fully domain-specific
+# backgrounds (the "hard" pair) D separates the domains by background colour within
+# a few dozen iterations and the quick schedule's attention never localises.
 SYNTHETIC_PAIRS = {
-    "synthetic": dict(background="distinct"),
+    "synthetic": dict(background="distinct", overlap=0.3),
+    "synthetic_hard": dict(background="distinct", overlap=0.0),
     "synthetic_shared": dict(background="shared"),
 }
 DOMAINS = (("A", "meadow", "savanna"), ("B", "savanna", "meadow"))  # domain, own background, other's
