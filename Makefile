@@ -14,14 +14,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Every notebook of the quick profile, in order: data, training, ablations, tables, figures
+# -> results/quick/{notebooks,tables,figures}/ and results/quick/REPORT.md.
 reproduce: $(STAMP)
-	$(BIN)/agit data synth
-	$(BIN)/agit train --preset quick --out results/runs/quick
-	$(BIN)/agit translate --run results/runs/quick --input data/synthetic/testA --direction s2t --out results/quick/translations/s2t
-	$(BIN)/agit translate --run results/runs/quick --input data/synthetic/testB --direction t2s --out results/quick/translations/t2s
+	$(BIN)/agit reproduce --profile quick
 
+# tests/ plus nbval over notebooks/ (ci profile, temporary folders: see conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+# Speed and memory on this machine -> results/bench/bench.{json,md} (about 6 minutes on 2 cores).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) results/runs
+	rm -rf $(VENV) results/runs results/*/runs

@@ -111,6 +111,8 @@ def model_of(run):
     ckpt = Path(run) / "checkpoints" / "latest.pt"
     key = (str(Path(run).resolve()), ckpt.stat().st_mtime if ckpt.exists() else None)
     if key not in _MODELS:
+        while len(_MODELS) >= 8:  # a handful of models at a time; a figure needs a few
+            _MODELS.pop(next(iter(_MODELS)))
         _MODELS[key] = load_model(run, device="cpu")
     return _MODELS[key]
 
@@ -226,25 +228,28 @@ def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
                  ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
 
 
+def _method_rows(per_method: dict, n: int) -> tuple[list, list]:
+    """One row per input image: the input, then per method its attention (if it has one) and output."""
+    rows, titles = [], ["input"]
+    for label, (_, att, _, _) in per_method.items():
+        titles += [f"{label}: attention"] * (att is not None) + [f"{label}: output"]
+    for k in range(n):
+        row = [next(iter(per_method.values()))[0][k]]
+        for _, att, out, _ in per_method.values():
+            row += ([att[k]] if att is not None else []) + [out[k]]
+        rows.append(row)
+    return rows, titles
+
+
 def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) -> Figure:
     """Figs. 4/5: per row an input; per method its attention (if it has one) and output."""
     rows, row_titles, col_titles = [], [], None
     for direction in directions:
         files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
         per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
-        titles = ["input"]
-        for k in range(len(files)):
-            row = [next(iter(per_method.values()))[0][k]]
-            for label, (_, att, out, _) in per_method.items():
-                if att is not None:
-                    row.append(att[k])
-                    if k == 0:
-                        titles.append(f"{label}: attention")
-                row.append(out[k])
-                if k == 0:
-                    titles.append(f"{label}: output")
-            rows.append(row)
-            row_titles.append(_dir_label(data, direction))
+        block, titles = _method_rows(per_method, len(files))
+        rows += block
+        row_titles += [_dir_label(data, direction)] * len(block)
         col_titles = col_titles or titles
     return _grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
 
@@ -292,18 +297,7 @@ def object_free(runs: dict, data, n: int = 3) -> Figure:
         fig.text(0.5, 0.5, "this dataset lists no object-free images", ha="center")
         return fig
     outs = {label: translate_files(run, files, "s2t") for label, run in runs.items()}
-    rows, titles = [], ["input"]
-    for k in range(len(files)):
-        row = [next(iter(outs.values()))[0][k]]
-        for label, (_, att, out, _) in outs.items():
-            if att is not None:
-                row.append(att[k])
-                if k == 0:
-                    titles.append(f"{label}: attention")
-            row.append(out[k])
-            if k == 0:
-                titles.append(f"{label}: output")
-        rows.append(row)
+    rows, titles = _method_rows(outs, len(files))
     return _grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
                  "Fig. 17 — object-free inputs (should come back unchanged)")
 

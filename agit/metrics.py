@@ -194,7 +194,14 @@ class DomainCNN(nn.Module):
     Trained for a few seconds on the dataset's train split and cached at
     `<data_dir>/.agit/domain_cnn.pt`. Its 128-d penultimate features feed KID; its
     output says whether a translated image looks like domain B.
+
+    The features are divided by their root mean square over the train split. KID's
+    kernel (xᵀy/d + 1)³ assumes features of order 1, as Inception's pool features
+    are; unscaled, this network's features reach tens, and the cube lets a few
+    images dominate every subset's estimate.
     """
+
+    CACHE_FORMAT = 2  # bump when the cached network's meaning changes
 
     def __init__(self, size: int):
         super().__init__()
@@ -205,6 +212,7 @@ class DomainCNN(nn.Module):
             width = out
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(128, 1)
+        self.register_buffer("feature_scale", torch.ones(()))
 
     def _prepare(self, x_uint8: Tensor) -> Tensor:
         x = x_uint8.to(next(self.parameters()).device).float() / 127.5 - 1
@@ -217,7 +225,7 @@ class DomainCNN(nn.Module):
 
     @torch.no_grad()
     def features(self, x_uint8: Tensor) -> Tensor:
-        return torch.cat([self.body(self._prepare(b)).cpu() for b in x_uint8.split(100)])
+        return torch.cat([self.body(self._prepare(b)).cpu() for b in x_uint8.split(100)]) / self.feature_scale.cpu()
 
     @torch.no_grad()
     def prob_b(self, x_uint8: Tensor) -> Tensor:
@@ -228,7 +236,7 @@ class DomainCNN(nn.Module):
         """Load the cached classifier, or train (and cache) it if the train split changed."""
         data_dir = Path(data_dir)
         files = dict(zip(("trainA", "trainB"), map(list_images, domain_folders(data_dir, "train"))))
-        fingerprint = _fingerprint(files["trainA"] + files["trainB"])
+        fingerprint = f"{cls.CACHE_FORMAT}:{_fingerprint(files['trainA'] + files['trainB'])}"
         cache = data_dir / ".agit" / "domain_cnn.pt"
         if cache.is_file():
             saved = torch.load(cache, map_location=device, weights_only=True)
@@ -240,6 +248,7 @@ class DomainCNN(nn.Module):
         a = _load_images(files["trainA"], size)
         b = _load_images(files["trainB"], size)
         net = _train_domain_cnn(a, b, size, seed).to(device).eval()
+        net.feature_scale.fill_(net.features(torch.cat([a, b])).pow(2).mean().sqrt().item())
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": net.state_dict(), "size": size, "fingerprint": fingerprint}, cache)
         return net

@@ -79,6 +79,7 @@ PROFILES: dict[str, dict] = {
         stages=STAGES,
         jobs=1,
         threads=1,  # torch threads per process: tiny nets gain nothing from more, and lose a lot on a busy CPU
+        cell_timeout=600,  # seconds a notebook cell may run (None: no limit)
     ),
     "quick": dict(
         description="CPU minutes on the synthetic default; ablations and baselines shortened",
@@ -87,12 +88,16 @@ PROFILES: dict[str, dict] = {
         main=None,
         table1=None,
         kid=dict(extractor="domain-cnn", subsets=10, subset_size=50),
-        short=0.25,
+        # The whole batch fits ~15 min on 2 CPU cores: ours and cyclegan take the full preset
+        # (~5 min each, in parallel); the other ablations and the baselines 15% of its
+        # iterations; the sweeps fork from ours (see module docstring).
+        short=0.15,
         switch_epochs=None,  # None: derived from the preset (half, own value, later)
-        taus=(0.05, 0.1, 0.3, 0.5),
+        taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
         stages=STAGES,
-        jobs=1,
-        threads=None,  # None: torch's default (all cores); with jobs > 1, cores / jobs
+        jobs=2,  # two runs at a time, one thread each: on 2 CPU cores far faster than one run on two
+        threads=1,
+        cell_timeout=None,
     ),
     "paper": dict(
         description="the paper's setting: horse2zebra + apple2orange, official preset, Inception KID (GPU days)",
@@ -106,7 +111,8 @@ PROFILES: dict[str, dict] = {
         taus=(0.05, 0.1, 0.3, 0.5),
         stages=STAGES[1:],  # the quickstart is the synthetic tutorial
         jobs=1,
-        threads=None,
+        threads=None,  # None: torch's default (all cores); with jobs > 1, cores / jobs
+        cell_timeout=None,
     ),
 }
 
@@ -325,7 +331,7 @@ class Context:
         spec = self.spec(name)
         cfg = self.config_for(spec)
         iters = cfg.iters_per_epoch or _count_images(Path(cfg.data) / "trainA") // cfg.batch_size
-        text = f"{cfg.epochs} ep × {iters} it"
+        text = f"{cfg.epochs} ep × {iters} it" + (f" × batch {cfg.batch_size}" if cfg.batch_size > 1 else "")
         if spec.scale != 1.0:
             text = f"shortened to {spec.scale:.0%}: {text}"
         else:
@@ -459,7 +465,9 @@ def _check_same(run: Path, cfg: Config):
     if not saved_file.is_file():
         return
     saved, wanted = json.loads(saved_file.read_text()), cfg.to_dict()
-    diff = [k for k in wanted if k not in IGNORED_KEYS and saved.get(k) != wanted[k]]
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    # a field added to Config after the run was trained counts as its default
+    diff = [k for k in wanted if k not in IGNORED_KEYS and saved.get(k, defaults.get(k)) != wanted[k]]
     if diff:
         shown = ", ".join(f"{k}={saved.get(k)!r} (now {wanted[k]!r})" for k in diff[:6])
         raise RunMismatch(f"{run} was trained with {shown}; delete that folder to retrain it with "
@@ -540,6 +548,12 @@ def _build(spec_dict: dict, cfg_dict: dict, run: str, parent: str | None, kid: d
     return done, time.time() - start
 
 
+def _cost(ctx: Context, spec: RunSpec) -> float:
+    """Rough training cost of a run, in main runs: its share of iterations not forked."""
+    epochs = ctx.config_for(spec).epochs
+    return spec.scale * (1 - spec.fork[1] / epochs if spec.fork else 1)
+
+
 def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) -> dict[str, Path]:
     """Make sure the runs `names` (default: all of the profile) are trained and evaluated.
 
@@ -547,7 +561,12 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
     for their parent. With `jobs` > 1, independent runs train in that many processes.
     Returns {name: run folder} in the order asked.
     """
-    ctx.prepare_data(check_kid=evaluate)
+    paths = ctx.prepare_data(check_kid=evaluate)
+    if evaluate and ctx.profile["kid"]["extractor"] == "domain-cnn":  # train its classifier once, not per process
+        from .metrics import DomainCNN
+
+        for path in paths.values():
+            DomainCNN.for_dataset(path)
     wanted = [ctx.spec(n).key for n in (names or ctx.specs)]
     todo = list(dict.fromkeys(wanted))
     for key in list(todo):  # a fork needs its parent
@@ -556,7 +575,8 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
             parent = f"{spec.dataset}/{spec.fork[0]}"
             if parent not in todo:
                 todo.insert(0, parent)
-    todo.sort(key=lambda k: ctx.specs[k].fork is not None)  # parents first
+    # parents first, then the longest runs first (so parallel workers finish together)
+    todo.sort(key=lambda k: (ctx.specs[k].fork is not None, -_cost(ctx, ctx.specs[k])))
     kid = ctx.profile["kid"] if evaluate else None
     start, n = time.time(), len(todo)
     jobs = max(1, min(jobs, n))
@@ -585,7 +605,8 @@ def _ensure_parallel(todo, args, report, jobs, ctx):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    waiting, running, finished, k = list(todo), {}, set(), 0
+    # longest first, a fork as soon as its parent is done: the workers finish about together
+    waiting, running, finished, k = sorted(todo, key=lambda key: -_cost(ctx, ctx.specs[key])), {}, set(), 0
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         while waiting or running:
             for key in list(waiting):
@@ -661,12 +682,17 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
             papermill.execute_notebook(
                 str(root / "notebooks" / f"{stage}.ipynb"), str(executed), parameters=params,
                 kernel_name="python3", cwd=str(root), progress_bar=False, stdout_file=stream,
+                execution_timeout=prof.get("cell_timeout"),
             )
         except PapermillExecutionError as err:
             timings[stage] = time.time() - t0
             first = next((line for line in err.source.splitlines() if line.strip()), "")
             failure = (f"stage {k}/{len(chosen)} failed: {executed}, cell {err.cell_index} "
                        f"(In [{err.exec_count}]: {first.strip()[:80]}):\n{err.ename}: {err.evalue}")
+            break
+        except TimeoutError as err:  # nbclient's CellTimeoutError: a cell ran past cell_timeout
+            timings[stage] = time.time() - t0
+            failure = f"stage {k}/{len(chosen)} failed: {executed}: {type(err).__name__}: {err}"
             break
         timings[stage] = time.time() - t0
         print(f"[stage {k}/{len(chosen)}] {stage} done in {_clock(timings[stage])}", file=stream, flush=True)
@@ -713,7 +739,11 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
             csv = md.with_suffix(".csv")
             lines += [md.read_text().rstrip(), ""]
             lines += [f"Files: [{md.name}]({rel(md)})" + (f", [{csv.name}]({rel(csv)})" if csv.is_file() else ""), ""]
-    figures = sorted(ctx.figures_dir.glob("*.png")) if ctx.figures_dir.is_dir() else []
+    def figure_order(p: Path):  # the paper's figures by number, then the rest by name
+        head = p.stem.split("_")[0]
+        return (0, int(head[3:]), p.stem) if head[:3] == "fig" and head[3:].isdigit() else (1, 0, p.stem)
+
+    figures = sorted(ctx.figures_dir.glob("*.png"), key=figure_order) if ctx.figures_dir.is_dir() else []
     if figures:
         lines += ["## Figures", ""]
         for png in figures:

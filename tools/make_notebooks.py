@@ -61,8 +61,9 @@ NOTEBOOKS = {
         "learns, next to each generator, an attention network that says *where* to translate: "
         "`s' = A_S(s) ⊙ F_ST(s) + (1 − A_S(s)) ⊙ s` (Eq. 1).\n\n"
         "This notebook makes the embedded synthetic data (horses on meadows ↔ zebras on savanna, "
-        "with true masks), trains the profile's model (the `quick` preset: a few CPU minutes), and "
-        "shows its attention maps and translations. The same from a shell:\n\n"
+        "with true masks), trains the profile's model (the `quick` preset: a few CPU minutes) and, "
+        "side by side, CycleGAN (the same networks with the attention fixed to 1), and shows the "
+        "attention maps and what the attention buys. The same from a shell:\n\n"
         "```bash\nagit data synth\nagit train --preset quick --out results/runs/quick\n"
         "agit translate --run results/runs/quick --input data/synthetic/testA --out translations\n```",
         [
@@ -70,21 +71,27 @@ NOTEBOOKS = {
             code('paths = ctx.prepare_data(check_kid=False)\ndata = ctx.dataset_path()\n'
                  'print({name: str(p) for name, p in paths.items()})\nfigures.dataset_samples(data, n=6)'),
             md("## 2 · Train\n`ensure_runs` trains the main run `ours` — in code, "
-               "`Trainer(preset(...), run_dir).fit()` — or reuses it if it is finished "
-               "(an unfinished one is resumed). Stage 1 trains everything on whole images; "
-               "at the switch the attention nets freeze and the discriminators see only attended pixels."),
-            code('ctx.ensure_runs(["ours"])\nrun = ctx.run_dir("ours")\n'
+               "`Trainer(preset(...), run_dir).fit()` — and `cyclegan` (in parallel where the profile "
+               "allows), or reuses them if they are finished (an unfinished one is resumed). Stage 1 "
+               "trains everything on whole images; at the switch the attention nets freeze and the "
+               "discriminators see only attended pixels."),
+            code('ctx.ensure_runs(["ours", "cyclegan"])\nrun, cyclegan = ctx.run_dir("ours"), ctx.run_dir("cyclegan")\n'
                  'print(run, "—", ctx.schedule("ours"))'),
             md("## 3 · Attention maps\nTop: inputs; below: their attention. The last columns have no animal: "
                "there the attention should stay near zero (the paper's Fig. 3, right)."),
             code("figures.attention_maps(run, data, n=4, n_free=2)"),
-            md("## 4 · Translations\nInput, attention and output in both directions."),
-            code('figures.translation_grid({"Ours": run}, data, n=3)'),
+            md("## 4 · Translations\nInput, attention and output in both directions, beside CycleGAN's output: "
+               "without attention, the background is translated too."),
+            code('figures.translation_grid({"Ours": run, "CycleGAN": cyclegan}, data, n=3)'),
             md("## 5 · How good is it?\nKID (×100, lower is better) and the ground-truth metrics the "
-               "synthetic masks allow: attention IoU, background PSNR, attention on animal-free images."),
+               "synthetic masks allow: attention IoU, background PSNR (higher: background kept), "
+               "attention on animal-free images (ideal 0), share classified as the target domain."),
             code('from agit.evaluate import format_table\n\n'
-                 'metrics = json.loads((run / "metrics.json").read_text())\nprint(format_table(metrics))\n'
-                 'ctx.record("00_quickstart", {"run": run, "schedule": ctx.schedule("ours"), "metrics": metrics})'),
+                 'metrics = json.loads((run / "metrics.json").read_text())\n'
+                 'baseline = json.loads((cyclegan / "metrics.json").read_text())\n'
+                 'print("Ours\\n" + format_table(metrics) + "\\n\\nCycleGAN\\n" + format_table(baseline))\n'
+                 'ctx.record("00_quickstart", {"run": run, "schedule": ctx.schedule("ours"), "metrics": metrics,\n'
+                 '                             "cyclegan_metrics": baseline})'),
         ],
     ),
     "01_data": notebook(
@@ -242,19 +249,21 @@ NOTEBOOKS = {
                  '                              description="image")\n'
                  'tau_box = widgets.FloatSlider(value=tau if tau > 0 else ctx.config_for(ctx.specs[key]).tau,\n'
                  '                              min=0.0, max=0.95, step=0.01, description="τ")\n'
-                 'view = widgets.Output()\nstate = {}\n\n\n'
+                 'state = {}\n\n\n'
                  'def update(*_):\n    files = files_for(direction_box.value)\n'
                  '    image_box.max = len(files) - 1\n'
                  '    path = files[min(image_box.value, len(files) - 1)]\n'
                  '    fig = figures.explore_panel(available[run_box.value], path, direction_box.value, tau_box.value)\n'
                  '    state.update(run=run_box.value, image=path.name, direction=direction_box.value, tau=tau_box.value,\n'
                  '                 figure=fig, path=path)\n'
-                 '    view.clear_output(wait=True)\n    with view:\n        display(fig)\n\n\n'
+                 '    if "panel" in state:\n        state["panel"].update(fig)  # redraw in place (no Output widget: '
+                 'headless runners can hang on its captures)\n\n\n'
                  'for box in (run_box, direction_box, image_box, tau_box):\n    box.observe(update, names="value")\n'
-                 'display(widgets.VBox([widgets.HBox([run_box, direction_box]), widgets.HBox([image_box, tau_box]), view]))\n'
-                 'update()  # draw once: headless runs (papermill, nbval) stop here'),
-            md("The panel as a static image (also saved to `figures/explore_panel.png`):"),
-            code('figures.save(state["figure"], ctx.figures_dir / "explore_panel.png")\nstate["figure"]'),
+                 'display(widgets.VBox([widgets.HBox([run_box, direction_box]), widgets.HBox([image_box, tau_box])]))\n'
+                 'update()  # draw once: headless runs (papermill, nbval) stop here\n'
+                 'state["panel"] = display(state["figure"], display_id=True)'),
+            md("The panel is also saved as `figures/explore_panel.png`."),
+            code('figures.save(state["figure"], ctx.figures_dir / "explore_panel.png")'),
             code('import torch\n\nx, att, out, raw = figures.translate_files(available[state["run"]], [state["path"]], state["direction"])\n'
                  'a = att if att is not None else torch.ones_like(x[:, :1])\n'
                  'ctx.record("06_explore", {k: state[k] for k in ("run", "image", "direction", "tau")} | {\n'

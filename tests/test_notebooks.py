@@ -1,0 +1,203 @@
+"""`agit reproduce`: the notebooks end to end under the ci profile, and the machinery beneath.
+
+The end-to-end test writes into the session's AGIT_RESULTS / AGIT_DATA folders (see the
+root conftest.py), so the nbval pass over notebooks/ that `make test` runs next reuses
+its trained runs instead of training them again.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import torch
+
+from agit import reproduce
+from agit.cli import main
+from agit.tables import PAPER_TABLE1, PAPER_TABLE2
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("table1_kid", "table2_ablations", "fig7_switch_sweep", "fig8_tau_sweep")
+FIGURES = ("data_ci", "losses_ci_ours", "attention_ci_ours", "fig3_attention_maps", "fig4_5_translations",
+           "fig7_switch_sweep", "fig8_tau_sweep", "fig10_ablations", "fig17_object_free", "explore_panel")
+
+
+@pytest.fixture
+def keep_threads():
+    """ensure_runs sets the profile's torch thread count; give the rest of the session its own back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ci_out():
+    """One `agit reproduce --profile ci` run, into the session's folders."""
+    out, data = Path(os.environ["AGIT_RESULTS"]), Path(os.environ["AGIT_DATA"])
+    n = torch.get_num_threads()
+    rc = main(["reproduce", "--profile", "ci", "--out", str(out), "--data", str(data)])
+    torch.set_num_threads(n)
+    assert rc == 0
+    return out
+
+
+def numbers(out, stage):
+    return json.loads((out / "notebooks" / f"{stage}.json").read_text())
+
+
+def test_reproduce_ci_writes_every_notebook_table_figure_and_the_report(ci_out):
+    for stage in reproduce.STAGES:
+        nb = nbformat.read(ci_out / "notebooks" / f"{stage}.ipynb", as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), stage
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.output_type == "error"]
+        assert not errors, stage
+        assert numbers(ci_out, stage)["profile"] == "ci"
+    for name in TABLES:
+        csv, md = ci_out / "tables" / f"{name}.csv", ci_out / "tables" / f"{name}.md"
+        assert len(pd.read_csv(csv)) >= 2, name
+        assert "|" in md.read_text() and "**" in md.read_text(), name
+    for name in FIGURES:
+        png = ci_out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    report = (ci_out / "REPORT.md").read_text()
+    for name in TABLES:
+        assert f"(tables/{name}.csv)" in report and f"(tables/{name}.md)" in report
+    for name in FIGURES:
+        assert f"(figures/{name}.png)" in report
+    for stage in reproduce.STAGES:
+        assert f"(notebooks/{stage}.ipynb)" in report and f"(notebooks/{stage}.json)" in report
+    assert "Ours–D–A" in report and "domain-cnn" in report and "Failed" not in report
+
+
+def test_reproduce_ci_records_sane_numbers(ci_out):
+    quick = numbers(ci_out, "00_quickstart")["metrics"]
+    assert quick["kid_extractor"] == "domain-cnn"
+    for d in ("s2t", "t2s"):
+        assert math.isfinite(quick[f"kid_{d}"]) and quick[f"kid_std_{d}"] >= 0
+        assert 0 <= quick[f"iou_{d}"] <= 1 and 0 <= quick[f"empty_att_{d}"] <= 1
+        assert 0 < quick[f"bg_psnr_{d}"] <= 100 and 0 <= quick[f"target_rate_{d}"] <= 1
+    data = numbers(ci_out, "01_data")["counts"]
+    assert data["ci/trainA"]["images"] == 16 and data["ci/testB"]["masks"] == 12
+    train = numbers(ci_out, "02_train")
+    assert train["run"] == "ci/ours" and train["iterations"] == 8
+    assert all(math.isfinite(v) for v in train["final_losses"].values())
+    runs = numbers(ci_out, "03_ablations")["runs"]
+    assert {"ci/cycle", "ci/da", "ci/cyclegan", "ci/tau_0.5", "ci/switch_2"} <= set(runs)
+    assert "forked from ours" in runs["ci/da"]["schedule"]
+    tables = numbers(ci_out, "04_kid_tables")
+    assert tables["extractor"] == "domain-cnn"
+    t1, t2 = tables["table1"], tables["table2"]
+    assert math.isfinite(t1["Ours"]["H→Z KID×100"]) and math.isfinite(t1["CycleGAN"]["Z→H KID×100"])
+    assert t1["Ours"]["H→Z paper KID×100"] == 6.93 and t2["Ours–cycle"]["Z→H paper KID×100"] == 64.55
+    assert all(math.isfinite(t2[row]["H→Z KID×100"]) for row in PAPER_TABLE2)
+    assert 0 <= t2["Ours"]["H→Z IoU@τ"] <= 1 and t1["CycleGAN"]["H→Z IoU@τ"] is None  # no attention
+    assert set(numbers(ci_out, "05_figures")["figures"]) >= {f for f in FIGURES if f.startswith("fig")}
+    explore = numbers(ci_out, "06_explore")
+    assert 0 <= explore["attention_mean"] <= 1 and 0 <= explore["share_above_tau"] <= 1
+
+
+def test_rerun_trains_nothing(ci_out, keep_threads, capsys):
+    ctx = reproduce.context("ci", ci_out, os.environ["AGIT_DATA"])
+    ctx.ensure_runs()
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": " in line and "/" in line]
+    assert lines and all(": finished" in line for line in lines)
+
+
+def test_paper_profile_stops_at_the_first_notebook_naming_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AGIT_DATASET_URL", "http://127.0.0.1:9")  # refused at once: offline
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights there
+    monkeypatch.delenv("AGIT_INCEPTION_WEIGHTS", raising=False)
+    rc = main(["reproduce", "--profile", "paper", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{tmp_path / 'out' / 'notebooks' / '01_data.ipynb'}, cell" in err
+    assert "DataError" in err and "could not download http://127.0.0.1:9/horse2zebra.zip" in err
+    assert "apple2orange" in err and "MissingWeightsError" in err and "weights-inception" in err
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "## Failed" in report and "could not download" in report
+    assert not (tmp_path / "out" / "notebooks" / "02_train.ipynb").exists()
+
+
+# ------------------------------------------------------------------ the machinery, without kernels
+
+
+def test_profiles_are_data_and_derive_their_runs():
+    quick = reproduce.resolve_profile("quick")
+    from agit.config import PRESETS
+
+    assert quick["main"] == Path(PRESETS["quick"]["data"]).name and quick["datasets"][quick["main"]]["size"] == PRESETS["quick"]["size"]
+    specs = reproduce.run_specs(quick)
+    main = quick["main"]
+    assert specs[f"{main}/ours"].scale == specs[f"{main}/cyclegan"].scale == 1.0
+    assert specs[f"{main}/cycle"].scale == quick["short"] < 1
+    assert specs[f"{main}/d"].fork == ("ours", PRESETS["quick"]["switch_epoch"])
+    assert all(s.fork for k, s in specs.items() if "/tau_" in k or "/switch_" in k)
+    assert f"{main}/tau_0.1" not in specs  # the default threshold is the main run
+    paper = reproduce.run_specs("paper")
+    assert {"horse2zebra/ours", "apple2orange/ours", "apple2orange/cyclegan", "horse2zebra/da"} <= set(paper)
+    assert "apple2orange/da" not in paper  # ablations on the main dataset only
+    assert reproduce.stage_names(["4", "05_figures", "explore"]) == ["04_kid_tables", "05_figures", "06_explore"]
+    with pytest.raises(KeyError, match="unknown stage"):
+        reproduce.stage_names(["99"])
+    assert PAPER_TABLE1["Ours"]["H→Z"] == (6.93, 0.27) and PAPER_TABLE1["DiscoGAN"]["A→O"] == (18.34, 0.75)
+
+
+def final(run):
+    return torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+
+
+def test_forked_run_equals_training_from_scratch_and_runs_resume(tmp_path, keep_threads, capsys):
+    ctx = reproduce.context("ci", tmp_path / "out", tmp_path / "data")
+    ctx.prepare_data(check_kid=False)
+    spec = ctx.spec("tau_0.3")
+    cfg = ctx.config_for(spec)
+    from agit.train import Trainer
+
+    Trainer(cfg, tmp_path / "scratch").fit(progress=False)  # tau 0.3 from epoch 0
+    ours = ctx.config_for(ctx.spec("ours"))
+    Trainer(ours, ctx.run_dir("ours")).fit(epochs=1, progress=False)  # an interrupted main run
+    ctx.ensure_runs(["tau_0.3"], evaluate=False)
+    out = capsys.readouterr().out
+    assert "ci/ours: resumed" in out and "ci/tau_0.3: forked" in out
+    a, b = final(tmp_path / "scratch"), final(ctx.run_dir("tau_0.3"))
+    assert a["epoch"] == b["epoch"] == cfg.epochs
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    log = [json.loads(line) for line in (ctx.run_dir("tau_0.3") / "log.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "iter" for r in log) == cfg.epochs * cfg.iters_per_epoch  # the shared epoch too
+    ctx.ensure_runs(["tau_0.3"], evaluate=False)
+    assert "ci/tau_0.3: finished" in capsys.readouterr().out
+    (ctx.run_dir("tau_0.3") / "config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 1.0}))
+    with pytest.raises(reproduce.RunMismatch, match="lr=1.0"):
+        ctx.ensure_runs(["tau_0.3"], evaluate=False)
+
+
+def test_cli_reproduce_rejects_unknown_stage(capsys):
+    assert main(["reproduce", "--profile", "ci", "--stages", "nope"]) == 2
+    assert "unknown stage 'nope'" in capsys.readouterr().err
+
+
+def test_notebooks_are_committed_stripped_with_a_parameters_cell():
+    for stage in reproduce.STAGES:
+        nb = nbformat.read(ROOT / "notebooks" / f"{stage}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code[0].metadata.get("tags") == ["parameters"], stage
+        assert 'os.environ.get("AGIT_PROFILE", "quick")' in code[0].source
+        assert all(not c.outputs and c.execution_count is None for c in code), stage
+
+
+def test_notebooks_match_their_generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "tools" / "make_notebooks.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert set(gen.NOTEBOOKS) == set(reproduce.STAGES)
+    for name, nb in gen.NOTEBOOKS.items():
+        committed = (ROOT / "notebooks" / f"{name}.ipynb").read_text()
+        assert nbformat.writes(nb) + "\n" == committed or nbformat.writes(nb) == committed, \
+            f"notebooks/{name}.ipynb differs from tools/make_notebooks.py: run python tools/make_notebooks.py"
