@@ -75,7 +75,7 @@ def cmd_data(args):
 def cmd_reproduce(args):
     from .reproduce import reproduce
 
-    reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device)
+    reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device, executor=args.executor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--data", help="dataset root (default data/)")
     rp.add_argument("--jobs", type=int, help="independent runs trained in parallel processes")
     rp.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
+    rp.add_argument("--executor", metavar="submitit[:KEY=VALUE,...]",
+                    help="train the runs as submitit jobs, e.g. on SLURM: "
+                         "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880 (--jobs: how many at once)")
     rp.set_defaults(func=cmd_reproduce)
     return p
 

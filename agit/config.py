@@ -25,6 +25,7 @@ VARIANTS = ("ours", "cycle", "cycleatt", "as", "at", "d", "da", "cyclegan")
 # AGGAN and the Table 1 baselines (baselines.py). Method 'cyclegan' is variant 'cyclegan'.
 METHODS = ("aggan", "cyclegan", "discogan", "dualgan", "ra", "unit")
 GAN_LOSSES = ("lsgan", "gan", "wgan")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -81,8 +82,13 @@ class Config:
     batch_size: int = 1
     update_order: str = "sequential"  # released code: G_ST, D_T, G_TS, D_S; "joint": Eq. 4 at once
     seed: int = 0
+
+    # how a run computes, not what it learns (the README's "Speed and memory" has the measurements)
     workers: int = 0  # DataLoader worker processes
     recompute_activations: bool = False  # activation checkpointing of F and A: less memory, ~1 more forward
+    cache_images: bool = False  # decode and resize each training image once, into <data>/.agit_cache/
+    compile: bool = False  # torch.compile the networks: faster steps after a one-off compile (minutes on CPU)
+    precision: str = "fp32"  # 'bf16' or 'fp16': autocast for the tensor cores of a GPU (fp16 with a grad scaler)
 
     # run bookkeeping
     sample_every: int = 1  # epochs between sample grids
@@ -115,7 +121,8 @@ class Config:
                 raise ValueError(f"variant {self.variant!r} ablates AGGAN's attention; "
                                  f"method {self.method!r} has none (use the default variant)")
             self.variant = "cyclegan"
-        choices = {"gan_loss": GAN_LOSSES, "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2")}
+        choices = {"gan_loss": GAN_LOSSES, "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2"),
+                   "precision": PRECISIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")

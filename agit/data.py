@@ -128,6 +128,7 @@ class DomainFolder(Dataset):
         load_size: int | None = None,
         augment: bool = False,
         mask_folder: str | Path | None = None,
+        cache: bool = False,
     ):
         self.folder = Path(folder)
         self.paths = list_images(self.folder)
@@ -140,6 +141,7 @@ class DomainFolder(Dataset):
         # Keyed by stem so that photo.jpg may have its mask saved losslessly as photo.png.
         self.mask_paths = {p.stem: p for p in _image_files(masks)} if masks and masks.is_dir() else {}
         self.skipped: set[int] = set()  # per process: each DataLoader worker keeps its own
+        self.resized = self._resized_copy() if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -161,8 +163,10 @@ class DomainFolder(Dataset):
     def _item(self, i: int, seed: int) -> dict:
         path = self.paths[i]
         transform = self._geometry(seed)
+        # the cached copy is already at the first resize's size, which then leaves it as it is
+        pixels = self.resized[i] if self.resized is not None else read_rgb(path)
         item = {  # bicubic, as CycleGAN resizes
-            "image": transform(read_rgb(path), InterpolationMode.BICUBIC).float() / 127.5 - 1,
+            "image": transform(pixels, InterpolationMode.BICUBIC).float() / 127.5 - 1,
             "path": str(path),
             "index": i,
         }
@@ -170,6 +174,43 @@ class DomainFolder(Dataset):
             mask = _read_mask(self.mask_paths[path.stem])
             item["mask"] = transform(mask, InterpolationMode.NEAREST).float()
         return item
+
+    def _resized_copy(self) -> torch.Tensor:
+        """Every image decoded and resized once (uint8, N×3×L×L, L the first resize's side).
+
+        Decoding a JPEG and resizing it costs more than a small training step; this copy
+        is kept beside the folder (`.agit_cache/`) and memory-mapped, so later runs and
+        DataLoader workers share it. Any change of the folder's files rebuilds it.
+        """
+        side = self.load_size if self.augment else self.size
+        key = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.paths]
+        file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px.pt"
+        if file.is_file():
+            saved = torch.load(file, mmap=True, weights_only=True)
+            if saved["key"] == [list(k) for k in key]:
+                self._skip(saved["unreadable"], "cached as unreadable")
+                return saved["images"]
+        images = torch.zeros(len(self.paths), 3, side, side, dtype=torch.uint8)
+        unreadable = []
+        for i, path in enumerate(tqdm(self.paths, desc=f"caching {self.folder.name} at {side} px", leave=False)):
+            try:
+                images[i] = TF.resize(read_rgb(path), [side] * 2, InterpolationMode.BICUBIC, antialias=True)
+            except DataError:
+                unreadable.append(i)
+        self._skip(unreadable, "unreadable")
+        try:
+            file.parent.mkdir(exist_ok=True)
+            tmp = file.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
+            torch.save({"key": [list(k) for k in key], "images": images, "unreadable": unreadable}, tmp)
+            os.replace(tmp, file)
+        except OSError as err:  # a read-only dataset still trains, from this process's copy
+            warnings.warn(f"cannot write the image cache {file} ({err}); keeping it in memory", stacklevel=3)
+        return images
+
+    def _skip(self, indices, why: str):
+        for i in indices:
+            warnings.warn(f"skipping corrupt image {self.paths[i]} ({why})", stacklevel=4)
+            self.skipped.add(i)
 
     def _geometry(self, seed: int):
         """The resize (with augment: resize, crop, flip) of one item, applied alike to image and mask."""

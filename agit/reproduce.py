@@ -40,6 +40,7 @@ papermill, each with the profile as parameters, and writes::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -90,7 +91,7 @@ PROFILES: dict[str, dict] = {
         kid=dict(extractor="domain-cnn", subsets=10, subset_size=50),
         # The whole batch fits ~15 min on 2 CPU cores: ours and cyclegan take the full preset
         # (~5 min each, in parallel); the other ablations and the baselines 15% of its
-        # iterations; the sweeps fork from ours (see module docstring).
+        # iterations; d, da and the sweeps fork from ours (see module docstring).
         short=0.15,
         switch_epochs=None,  # None: derived from the preset (half, own value, later)
         taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
@@ -241,6 +242,7 @@ class Context:
     data_root: Path
     device: str | None = None
     jobs: int = 1
+    executor: str | None = None  # None: this machine's processes; see executor_from
     extra: dict = field(default_factory=dict)  # runs added by hand (run_for), keyed like specs
 
     @property
@@ -366,7 +368,7 @@ class Context:
 
 
 def context(profile: str = "quick", out: str | Path | None = None, data_root: str | Path | None = None,
-            device: str | None = None, jobs: int | None = None) -> Context:
+            device: str | None = None, jobs: int | None = None, executor: str | None = None) -> Context:
     """The notebooks' entry point: a profile and its folders. Relative paths are taken from
     the repository root, so a notebook behaves alike wherever its kernel starts."""
     prof = resolve_profile(profile)
@@ -379,7 +381,8 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     data_root = Path(data_root) if data_root else Path("data")
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
-    return Context(prof, out, data_root, device or None, jobs or prof.get("jobs", 1))
+    executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
+    return Context(prof, out, data_root, device or None, jobs or prof.get("jobs", 1), executor or None)
 
 
 def _count_images(folder: Path) -> int:
@@ -453,11 +456,12 @@ def run_state(run: Path) -> tuple[int, int] | None:
     path = run / "checkpoints" / "latest.pt"
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # reads two ints, not 30 MB
     return state["epoch"], state["step"]
 
 
-IGNORED_KEYS = ("extra", "workers", "data")
+# Not part of what a run is: where its data lives, and how it computes (up to rounding).
+IGNORED_KEYS = ("extra", "data", "workers", "recompute_activations", "cache_images", "compile")
 
 
 def _check_same(run: Path, cfg: Config):
@@ -580,7 +584,10 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
     kid = ctx.profile["kid"] if evaluate else None
     start, n = time.time(), len(todo)
     jobs = max(1, min(jobs, n))
-    threads = ctx.profile.get("threads") or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
+    executor = executor_from(ctx.executor, ctx.out / "submitit")
+    # local processes share this machine's cores; a cluster job has its node's
+    local_share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and executor is None else None
+    threads = ctx.profile.get("threads") or local_share
 
     def args(key):
         spec = ctx.specs[key]
@@ -592,35 +599,94 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
         print(f"[{k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
               f"— {time.time() - start:.0f} s so far", flush=True)
 
-    if jobs == 1:
+    if jobs == 1 and executor is None:
         for k, key in enumerate(todo, 1):
             print(f"[{k}/{n}] {key} …", flush=True)
             report(k, key, *_build(*args(key)))
     else:
-        _ensure_parallel(todo, args, report, jobs, ctx)
+        _ensure_parallel(todo, args, report, jobs, ctx, executor)
+    for key in todo:
+        prune_checkpoints(ctx, key)
     return {key: ctx.run_dir(key) for key in wanted}
 
 
-def _ensure_parallel(todo, args, report, jobs, ctx):
+def prune_checkpoints(ctx: Context, key: str) -> list[Path]:
+    """Delete a finished run's per-epoch checkpoints but latest.pt and those forks start from.
+
+    A profile's batch would otherwise keep one checkpoint per epoch of every run (the
+    quick profile: ~5 GB; the paper's: hundreds). Returns the files removed.
+    """
+    run = ctx.run_dir(key)
+    cfg_file = run / "config.json"
+    state = run_state(run) if cfg_file.is_file() else None
+    if state is None or state[0] < json.loads(cfg_file.read_text())["epochs"]:
+        return []  # unfinished: every checkpoint may still matter
+    keep = {f"epoch_{s.fork[1]:04d}.pt" for s in ctx.specs.values()
+            if s.fork and f"{s.dataset}/{s.fork[0]}" == key}
+    removed = [p for p in (run / "checkpoints").glob("epoch_*.pt") if p.name not in keep]
+    for p in removed:
+        p.unlink()
+    return removed
+
+
+def executor_from(spec: str | None, folder: Path):
+    """What trains a profile's runs besides this process: None (local processes) or a
+    submitit executor for ``submitit[:key=value,...]``.
+
+    The keys are submitit's (``AutoExecutor.update_parameters``), e.g.
+    ``submitit:slurm_partition=gpu,gpus_per_node=1,cpus_per_task=8,timeout_min=2880``
+    submits each run as a SLURM job; ``cluster=local`` runs the same path as local
+    processes (what the tests use). Job logs go to `folder`.
+    """
+    if not spec:
+        return None
+    name, _, options = spec.partition(":")
+    pairs = [kv.partition("=") for kv in options.split(",") if kv]
+    if name != "submitit" or any(not sep for _, sep, _ in pairs):
+        raise ValueError(f"executor {spec!r}: expected 'submitit' or 'submitit:key=value,key=value'")
+    try:
+        import submitit
+    except ImportError:
+        raise RuntimeError("executor 'submitit' needs the optional extra: pip install -e '.[slurm]'") from None
+    params = {k: _typed(v) for k, _, v in pairs}
+    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
+    executor.update_parameters(**params)  # submitit names any key it does not know
+    return executor
+
+
+def _typed(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _ensure_parallel(todo, args, report, jobs, ctx, executor=None):
+    """At most `jobs` runs at a time, in local processes or as `executor`'s (cluster) jobs."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     # longest first, a fork as soon as its parent is done: the workers finish about together
-    waiting, running, finished, k = sorted(todo, key=lambda key: -_cost(ctx, ctx.specs[key])), {}, set(), 0
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    waiting, running, finished, k = sorted(todo, key=lambda key: -_cost(ctx, ctx.specs[key])), [], set(), 0
+    with (contextlib.nullcontext(executor) if executor is not None else
+          ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))) as pool:
         while waiting or running:
             for key in list(waiting):
                 spec = ctx.specs[key]
                 parent = f"{spec.dataset}/{spec.fork[0]}" if spec.fork else None
                 if len(running) < jobs and (parent is None or parent in finished or parent not in todo):
                     waiting.remove(key)
-                    running[pool.submit(_build, *args(key))] = key
+                    running.append((pool.submit(_build, *args(key)), key))
                     print(f"started {key}", flush=True)
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                key = running.pop(future)
+            # both futures and submitit jobs answer done(); submitit rate-limits its queue checks
+            while not any(job.done() for job, _ in running):
+                time.sleep(0.5)
+            for job, key in [r for r in running if r[0].done()]:
+                running.remove((job, key))
                 k += 1
-                report(k, key, *future.result())
+                report(k, key, *job.result())
                 finished.add(key)
 
 
@@ -649,7 +715,7 @@ def _clock(seconds: float) -> str:
 
 def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None,
               data_root: str | Path | None = None, jobs: int | None = None, device: str | None = None,
-              stream=None) -> Path:
+              stream=None, executor: str | None = None) -> Path:
     """Execute the profile's notebooks in order with papermill; returns REPORT.md's path.
 
     Stops at the first failing notebook with StageFailed naming it and its cell; the
@@ -663,6 +729,7 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
     data_root = Path(data_root or "data").resolve()
     root = project_root()
     chosen = stage_names(stages, prof)
+    executor_from(executor, out / "submitit")  # a bad spec fails now, not in the first notebook
     missing = [s for s in chosen if not (root / "notebooks" / f"{s}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"no notebook {root / 'notebooks' / (missing[0] + '.ipynb')}: "
@@ -670,7 +737,7 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or prof["jobs"],
-                  device=device or "")
+                  device=device or "", executor=executor or "")
     stream = stream or sys.stdout
     start, timings, failure = time.time(), {}, None
     print(f"agit reproduce --profile {profile}: {len(chosen)} notebooks -> {out}", file=stream, flush=True)

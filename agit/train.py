@@ -15,6 +15,7 @@ for WGAN, critic steps per generator step and weight clipping.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -122,6 +123,34 @@ def frozen(*modules):
             p.requires_grad_(f)
 
 
+def compile_networks(model: torch.nn.Module):
+    """torch.compile each network of the model in place.
+
+    In place (nn.Module.compile), so parameter names stay as they are and a checkpoint
+    moves freely between compiled and eager runs; probes and evaluation run eager.
+    """
+    for net in model.children():
+        if isinstance(net, (torch.nn.ModuleDict, torch.nn.ModuleList)):  # containers (UNIT's halves)
+            compile_networks(net)
+        else:
+            net.compile()
+
+
+def mixed_precision(precision: str, device: torch.device):
+    """(autocast context factory, grad scaler) for cfg.precision.
+
+    bf16 keeps float32's exponent range, so its gradients need no scaling; fp16's
+    small gradients would underflow without the scaler. For 'fp32' and 'bf16' the
+    scaler is disabled: it passes losses and optimiser steps through unchanged.
+    """
+    if precision == "fp32":
+        autocast = contextlib.nullcontext
+    else:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        autocast = functools.partial(torch.autocast, device.type, dtype=dtype)
+    return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     """Adam(beta1, beta2) as the paper, or RMSProp (DualGAN; decay 0.9 as its released code)."""
     if cfg.optimizer == "rmsprop":
@@ -149,6 +178,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         distributed.broadcast_parameters(self.model)
+        if cfg.compile:
+            compile_networks(self.model)
+        self.autocast, self.scaler = mixed_precision(cfg.precision, self.device)
         self.opt = {
             name: make_optimizer(cfg, list(dict.fromkeys(
                 p for mod in mods if mod is not None for p in mod.parameters())))
@@ -165,7 +197,7 @@ class Trainer:
         root = Path(cfg.data)
         dir_a, dir_b = domain_folders(root, "train")
         self.domains = tuple(
-            DomainFolder(d, cfg.size, cfg.load_size, augment=True) for d in (dir_a, dir_b))
+            DomainFolder(d, cfg.size, cfg.load_size, augment=True, cache=cfg.cache_images) for d in (dir_a, dir_b))
         self.probe = self._probe_batch(root)
         self._stop = False
 
@@ -190,8 +222,13 @@ class Trainer:
         return (self.epoch * self.iterations_per_epoch + self.step + 1) % self.cfg.n_critic == 0
 
     def train_step(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, float]:
+        losses = self._updates(s, t)
+        self.scaler.update()  # once per iteration, after every optimiser of it stepped
+        return losses
+
+    def _updates(self, s, t):
         if not self.generator_turn():  # a critic-only iteration (WGAN): D sees fresh fakes of the current G
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast():
                 fakes = {"s2t": self.model.translate(s, "s2t"), "t2s": self.model.translate(t, "t2s")}
             losses = {}
         elif self.cfg.update_order == "joint":
@@ -210,16 +247,16 @@ class Trainer:
     def _update_generators(self, s, t, directions):
         """Eq. 4 (Eq. 7 in stage 2) for the generators (and attention nets) of `directions`."""
         m = self.model
-        with frozen(m.dis_s, m.dis_t):
+        with frozen(m.dis_s, m.dis_t), self.autocast():
             loss, terms, fakes = m.generator_loss(s, t, directions, self.stage2)
         opts = [self.opt[name] for name in dict.fromkeys(m.generator_group(d) for d in directions)]
         params = [p for o in opts for g in o.param_groups for p in g["params"] if p.requires_grad]
         for o in opts:
             o.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
+        self.scaler.scale(loss).backward(inputs=params)
         distributed.average_gradients(params)
         for o in opts:
-            o.step()
+            self.scaler.step(o)
         return {k: v.item() for k, v in terms.items()}, fakes
 
     def _update_discriminator(self, direction, s, t, fakes):
@@ -228,13 +265,15 @@ class Trainer:
         real = t if direction == "s2t" else s
         real_att = fakes[REVERSE[direction]].attention.detach()  # A_T(t): computed once, reused
         fake, mask = m.fake_for_d(fakes[direction], stage2)
-        fake, mask = self.pools[direction].query(fake.detach(), mask.detach())
-        loss = m.discriminator_loss(direction, real, real_att, fake, mask, stage2)
+        # the pool keeps float32 whatever the autocast precision
+        fake, mask = self.pools[direction].query(fake.detach().float(), mask.detach().float())
+        with self.autocast():
+            loss = m.discriminator_loss(direction, real, real_att, fake, mask, stage2)
         opt = self.opt["d_t" if direction == "s2t" else "d_s"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         distributed.average_gradients(opt.param_groups[0]["params"])
-        opt.step()
+        self.scaler.step(opt)
         self._clip_critic(direction)
         return {f"d_{direction}": loss.item()}
 
@@ -338,6 +377,7 @@ class Trainer:
         return probe
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")  # probe shapes would each cost a compile
     def attention_stats(self) -> dict[str, float]:
         """Mean attention, share above tau, and IoU against true masks where they exist."""
         out = {}
@@ -355,6 +395,7 @@ class Trainer:
         return out
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")
     def save_samples(self):
         """Grid per direction: input | attention | output, one row per probe image."""
         folder = self.run / "samples"
@@ -374,6 +415,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
             "schedulers": {k: s.state_dict() for k, s in self.sched.items()},
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "scaler": self.scaler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "epoch": self.epoch,
@@ -403,6 +445,8 @@ class Trainer:
             s.load_state_dict(state["schedulers"][k])
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], self.device)
+        if state.get("scaler"):  # fp16 runs only; older checkpoints have none
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         if state["rng"]["cuda"] and torch.cuda.is_available():

@@ -3,7 +3,10 @@
 Everything is measured in this run: the float32 matmul peak, seconds per full
 iteration (both directions, G+A+D updates, stage 1 and stage 2) of the official
 networks at 64/128/256 px for agit's step and for the same step written the plain
-way, translate throughput, and the peak RSS of a 256-px training process.
+way, translate throughput, and the peak RSS of a 256-px training process; then
+each opt-in optimisation against the default step: torch.compile (its compile time
+apart, from an empty compile cache), bf16 autocast (and fp16 on CUDA), and the cached
+pre-resized images against decoding each file per item.
 Writes results/bench/bench.json (flat keys) and bench.md.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -18,13 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+# An empty compile cache: the compile time reported is what a first run pays.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="agit-bench-inductor-"))
 
-from agit import preset
-from agit.synthetic import make_synthetic
-from agit.train import Trainer
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from agit import preset  # noqa: E402
+from agit.synthetic import make_synthetic  # noqa: E402
+from agit.train import Trainer  # noqa: E402
 
 SIZES = (64, 128, 256)
 
@@ -129,6 +136,44 @@ def bench_size(data: Path, size: int, reps: int) -> dict:
     return out
 
 
+def bench_options(data: Path, size: int, reps: int) -> dict:
+    """The opt-in fields against the default step at `size` px (stage 1 and 2 averaged)."""
+    out = {}
+    variants = {"compiled": dict(compile=True), "bf16": dict(precision="bf16")}
+    if torch.cuda.is_available():
+        variants["fp16"] = dict(precision="fp16")
+    for name, overrides in variants.items():
+        steps, firsts = [], []
+        for stage2 in (False, True):
+            trainer = make_trainer(data, size, stage2, **overrides)
+            s, t = batch(trainer)
+            start = time.perf_counter()
+            trainer.train_step(s, t)  # compiles (once per stage: stage 2's graphs differ)
+            firsts.append(time.perf_counter() - start)
+            steps.append(timed(lambda: trainer.train_step(s, t), reps))
+        out[f"{name}_step_s_{size}"] = sum(steps) / 2
+        out[f"{name}_first_step_s_{size}"] = sum(firsts)
+    out[f"compile_s_{size}"] = out[f"compiled_first_step_s_{size}"] - 2 * out[f"compiled_step_s_{size}"]
+    return out
+
+
+def data_item_ms(data: Path, size: int = 256, n: int = 64) -> dict:
+    """Milliseconds per augmented training item: decoding the file each time vs the cached copy."""
+    from agit.data import DomainFolder
+
+    folder = data / "trainA"
+    start = time.perf_counter()
+    cached = DomainFolder(folder, size, augment=True, cache=True)
+    build = time.perf_counter() - start
+    out = {"cache_build_s": build, "cache_images_n": len(cached), "data_size": size}
+    for key, ds in (("data_ms", DomainFolder(folder, size, augment=True)), ("data_ms_cached", cached)):
+        start = time.perf_counter()
+        for i in range(n):
+            ds[(i % len(ds), i)]
+        out[key] = (time.perf_counter() - start) / n * 1e3
+    return out
+
+
 def translate_throughput(data: Path, size: int = 256, n: int = 8, reps: int = 3) -> float:
     trainer = make_trainer(data, size, False)
     model = trainer.model.eval()
@@ -168,6 +213,8 @@ def _peak_mb(code: str) -> float:
 
 
 def markdown(r: dict) -> str:
+    size = r["option_size"]
+    default = r[f"step_s_{size}"]
     lines = [
         f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}; "
         f"float32 matmul peak {r['peak_gflops']:.1f} GFLOP/s (measured in this run).",
@@ -185,7 +232,18 @@ def markdown(r: dict) -> str:
               f"{r['rss_mb_256_default']:.0f} MB without ({r['step_s_256']:.2f} s/it); "
               f"importing torch alone takes {r['rss_mb_import']:.0f} MB.",
               "Step times: median of the timed repetitions after a warm-up step, averaged over stage 1 and "
-              "stage 2; official networks, batch 1. FLOPs counted with torch.utils.flop_counter."]
+              "stage 2; official networks, batch 1. FLOPs counted with torch.utils.flop_counter.",
+              "", f"Opt-in config fields at {size} px, against the default step above ({default:.3f} s):", "",
+              "| field | step (s) | vs default | % of matmul peak | one-off cost |", "|---|---|---|---|---|"]
+    for name, field, cost in (("compiled", "`compile=true`", f"compile {r[f'compile_s_{size}']:.0f} s (empty cache)"),
+                              ("bf16", "`precision=bf16`", "none"), ("fp16", "`precision=fp16`", "none")):
+        if f"{name}_step_s_{size}" in r:
+            step = r[f"{name}_step_s_{size}"]
+            frac = r[f"gflop_per_step_{size}"] / step / r["peak_gflops"]
+            lines.append(f"| {field} | {step:.3f} | {default / step:.2f}x | {100 * frac:.0f} % | {cost} |")
+    lines += ["", f"Training items ({r['data_size']} px crop, flip; PNG files): {r['data_ms']:.2f} ms each "
+              f"decoding and resizing the file, {r['data_ms_cached']:.2f} ms from `cache_images` (built once in {r['cache_build_s']:.1f} s "
+              f"for {r['cache_images_n']} images)."]
     return "\n".join(lines) + "\n"
 
 
@@ -213,6 +271,9 @@ def main(argv=None):
     s, t = batch(lean)
     result["step_s_256_recompute"] = timed(lambda: lean.train_step(s, t), 1)
     result["rss_mb_import"] = rss_of_import()
+    result["option_size"] = min(args.sizes)
+    result.update(bench_options(data, result["option_size"], args.reps))
+    result.update(data_item_ms(data, max(args.sizes)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))

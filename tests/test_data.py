@@ -274,3 +274,33 @@ def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
 def test_download_unknown_name_lists_known():
     with pytest.raises(DataError, match="horse2zebra, apple2orange, summer2winter_yosemite"):
         download("cats2dogs")
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_cached_copy_serves_identical_items_and_follows_the_files(tmp_path, augment):
+    for i in range(3):
+        save(tmp_path / "A" / f"{i}.png", noise(40 + 8 * i, 50, seed=i))
+    plain = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment)
+    cached = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment, cache=True)
+    side = 20 if augment else 16
+    assert (tmp_path / ".agit_cache" / f"A_{side}px.pt").is_file()
+    again = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment, cache=True)  # from the file
+    for key in (0, 2, (1, 7), (2, 11)):
+        assert torch.equal(plain[key]["image"], cached[key]["image"])
+        assert torch.equal(plain[key]["image"], again[key]["image"])
+    save(tmp_path / "A" / "1.png", noise(40, 50, seed=99))  # an edited file rebuilds the copy
+    edited = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment, cache=True)
+    assert torch.equal(edited[1]["image"], DomainFolder(tmp_path / "A", 16, 20, augment)[1]["image"])
+    assert not torch.equal(edited[1]["image"], cached[1]["image"])
+
+
+def test_cached_copy_skips_corrupt_files_and_survives_an_unwritable_cache(tmp_path):
+    save(tmp_path / "A" / "0.png", noise(16, 16))
+    (tmp_path / "A" / "1.png").write_bytes(b"not a png")
+    (tmp_path / ".agit_cache").write_text("a file where the cache folder would go")
+    with pytest.warns(UserWarning) as caught:
+        ds = DomainFolder(tmp_path / "A", size=8, cache=True)
+    messages = [str(w.message) for w in caught]
+    assert any("1.png" in m and "corrupt" in m for m in messages)
+    assert any("cannot write the image cache" in m and "keeping it in memory" in m for m in messages)
+    assert torch.equal(ds[1]["image"], ds[0]["image"])  # the corrupt one serves the next readable

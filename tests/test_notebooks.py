@@ -167,6 +167,9 @@ def test_forked_run_equals_training_from_scratch_and_runs_resume(tmp_path, keep_
     assert a["epoch"] == b["epoch"] == cfg.epochs
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+    # finished runs keep latest.pt and the checkpoints forks start from, nothing else
+    assert sorted(p.name for p in (ctx.run_dir("ours") / "checkpoints").iterdir()) == ["epoch_0001.pt", "latest.pt"]
+    assert sorted(p.name for p in (ctx.run_dir("tau_0.3") / "checkpoints").iterdir()) == ["latest.pt"]
     log = [json.loads(line) for line in (ctx.run_dir("tau_0.3") / "log.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "iter" for r in log) == cfg.epochs * cfg.iters_per_epoch  # the shared epoch too
     ctx.ensure_runs(["tau_0.3"], evaluate=False)
@@ -201,3 +204,21 @@ def test_notebooks_match_their_generator():
         committed = (ROOT / "notebooks" / f"{name}.ipynb").read_text()
         assert nbformat.writes(nb) + "\n" == committed or nbformat.writes(nb) == committed, \
             f"notebooks/{name}.ipynb differs from tools/make_notebooks.py: run python tools/make_notebooks.py"
+
+
+def test_runs_train_as_submitit_jobs(tmp_path, keep_threads):
+    """The SLURM path with submitit's local cluster: same pickled job, same scheduler."""
+    ctx = reproduce.context("ci", tmp_path / "out", tmp_path / "data", jobs=2,
+                            executor="submitit:cluster=local,timeout_min=10")
+    paths = ctx.ensure_runs(["ours", "tau_0.3", "cyclegan"], evaluate=False)
+    for name, run in paths.items():
+        assert final(run)["epoch"] == ctx.config_for(ctx.spec(name)).epochs, name
+    assert any((tmp_path / "out" / "submitit").glob("*_log.out"))  # submitit's job logs
+
+
+def test_bad_executor_is_refused_before_any_training(tmp_path, capsys):
+    with pytest.raises(ValueError, match="expected 'submitit' or 'submitit:key=value"):
+        reproduce.context("ci", tmp_path / "out", tmp_path / "data", executor="slurm:partition=gpu")
+    assert main(["reproduce", "--profile", "ci", "--out", str(tmp_path / "o"), "--executor", "submitit:gpus"]) == 2
+    assert "expected 'submitit'" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "runs").exists()

@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -163,3 +164,64 @@ def test_recomputed_activations_train_identically(ci_cfg, tmp_path):
             t.train_step(s, u)
     for k, v in plain.model.state_dict().items():
         torch.testing.assert_close(v, lean.model.state_dict()[k], rtol=1e-5, atol=1e-6)
+
+
+def one_step_each_stage(t, s, u):
+    """Losses of a stage-1 and a stage-2 iteration."""
+    out = []
+    for epoch in (0, t.cfg.switch_epoch):
+        t.epoch = epoch
+        t.enter_stage()
+        out.append(t.train_step(s, u))
+    return out
+
+
+def test_compiled_networks_compute_eager_gradients_and_share_checkpoints(ci_cfg, tmp_path):
+    """torch.compile (inductor, from an empty cache: ~1 min here) against eager, one stage-1 step.
+
+    Gradients, not updated weights: Adam turns rounding noise in near-zero gradients
+    (a conv bias before instance norm has none: ~1e-6 either way) into steps of the size of lr."""
+    eager = Trainer(ci_cfg, tmp_path / "a")
+    fast = Trainer(preset("ci", data=ci_cfg.data, compile=True), tmp_path / "b")
+    s, u = eager.domains[0][0]["image"][None], eager.domains[1][0]["image"][None]
+    a, b = eager.train_step(s, u), fast.train_step(s, u)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+    grads = dict(fast.model.named_parameters())
+    for name, p in eager.model.named_parameters():  # same names: checkpoints load either way
+        torch.testing.assert_close(grads[name].grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+    fast.save("x")
+    assert load_model(tmp_path / "b").translate(s).image.shape == s.shape
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_float32_weights_and_resumes_its_scaler(ci_cfg, tmp_path, precision):
+    cfg = preset("ci", data=ci_cfg.data, precision=precision)
+    t = Trainer(cfg, tmp_path / "run")
+    before = snapshot(t.model)
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    for losses in one_step_each_stage(t, s, u):
+        assert all(math.isfinite(v) for v in losses.values())
+    assert changed(before, t.model)
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())
+    assert t.scaler.is_enabled() == (precision == "fp16")  # bf16 has float32's range: nothing to scale
+    if precision == "fp16":
+        t.scaler.update(1234.0)
+        t.save(None)
+        assert Trainer.resume(tmp_path / "run").scaler.get_scale() == 1234.0
+
+
+def test_unknown_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16, got 'fp8'"):
+        preset("ci", precision="fp8")
+
+
+def test_cached_images_train_identically(ci_cfg, tmp_path):
+    data = shutil.copytree(ci_cfg.data, tmp_path / "data")  # the cache goes beside the images
+    plain = Trainer(preset("ci", data=str(data)), tmp_path / "a")
+    cached = Trainer(preset("ci", data=str(data), cache_images=True), tmp_path / "b")
+    assert sorted(p.name for p in (data / ".agit_cache").iterdir()) == ["trainA_36px.pt", "trainB_36px.pt"]
+    for t in (plain, cached):
+        t.fit(epochs=1, progress=False)
+    assert_same_training(final_state(tmp_path / "a"), final_state(tmp_path / "b"))

@@ -24,7 +24,8 @@ profile = os.environ.get("AGIT_PROFILE", "quick")  # ci | quick | paper (agit/re
 out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
-device = ""  # "": CUDA if available, else CPU'''
+device = ""  # "": CUDA if available, else CPU
+executor = ""  # "": local processes; "submitit:key=value,...": e.g. SLURM jobs (README: scale-out)'''
 
 SETUP = '''\
 %matplotlib inline
@@ -34,7 +35,8 @@ from IPython.display import Image, Markdown, display
 
 from agit import figures, reproduce, tables
 
-ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None)
+ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None,
+                        executor=executor or None)
 print(f"profile {ctx.name!r}: preset {ctx.profile['preset']!r}, data {ctx.dataset_path()}, results {ctx.out}")'''
 
 
