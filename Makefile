@@ -23,7 +23,7 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-# Speed and memory on this machine -> results/bench/bench.{json,md} (about 6 minutes on 2 cores).
+# Speed and memory on this machine -> results/bench/bench.{json,md} (about 8 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 

@@ -4,9 +4,9 @@ Everything is measured in this run: the float32 matmul peak, seconds per full
 iteration (both directions, G+A+D updates, stage 1 and stage 2) of the official
 networks at 64/128/256 px for agit's step and for the same step written the plain
 way, translate throughput, and the peak RSS of a 256-px training process; then
-each opt-in optimisation against the default step: torch.compile (its compile time
-apart, from an empty compile cache), bf16 autocast (and fp16 on CUDA), and the cached
-pre-resized images against decoding each file per item.
+each opt-in optimisation against the default step of the quick preset: torch.compile
+(its compile time apart, from an empty compile cache), bf16/fp16 autocast (on CUDA
+only), and the cached pre-resized images against decoding each file per item.
 Writes results/bench/bench.json (flat keys) and bench.md.
 """
 
@@ -101,8 +101,9 @@ def plain_step(trainer: Trainer, s, t):
         opts[d].step()
 
 
-def make_trainer(data: Path, size: int, stage2: bool, **overrides) -> Trainer:
-    trainer = Trainer(preset("official", data=str(data), size=size, **overrides), Path(tempfile.mkdtemp()))
+def make_trainer(data: Path, size: int | None, stage2: bool, preset_name: str = "official", **overrides) -> Trainer:
+    sized = {"size": size} if size else {}  # None: the preset's
+    trainer = Trainer(preset(preset_name, data=str(data), **sized, **overrides), Path(tempfile.mkdtemp()))
     if stage2:
         trainer.epoch = trainer.cfg.switch_epoch
         trainer.enter_stage()
@@ -136,24 +137,37 @@ def bench_size(data: Path, size: int, reps: int) -> dict:
     return out
 
 
-def bench_options(data: Path, size: int, reps: int) -> dict:
-    """The opt-in fields against the default step at `size` px (stage 1 and 2 averaged)."""
-    out = {}
-    variants = {"compiled": dict(compile=True), "bf16": dict(precision="bf16")}
-    if torch.cuda.is_available():
-        variants["fp16"] = dict(precision="fp16")
+def bench_options(data: Path, reps: int) -> dict:
+    """The opt-in fields against the default step on the `quick` preset (64 px, batch 4) with one
+    thread: what each of the quick profile's two parallel jobs trains on a CPU. Stage 1 and 2
+    averaged; each stage's first step compiles (its graphs differ)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _bench_options(data, reps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bench_options(data: Path, reps: int) -> dict:
+    variants = {"default": {}, "compiled": dict(compile=True)}
+    if torch.cuda.is_available():  # a CPU without bf16/fp16 units only slows down under autocast
+        variants.update(bf16=dict(precision="bf16"), fp16=dict(precision="fp16"))
+    out = {"peak_gflops_1thread": matmul_peak()}
     for name, overrides in variants.items():
         steps, firsts = [], []
         for stage2 in (False, True):
-            trainer = make_trainer(data, size, stage2, **overrides)
-            s, t = batch(trainer)
+            trainer = make_trainer(data, None, stage2, preset_name="quick", **overrides)
+            s, t = batch(trainer, trainer.cfg.batch_size)
             start = time.perf_counter()
-            trainer.train_step(s, t)  # compiles (once per stage: stage 2's graphs differ)
+            trainer.train_step(s, t)
             firsts.append(time.perf_counter() - start)
             steps.append(timed(lambda: trainer.train_step(s, t), reps))
-        out[f"{name}_step_s_{size}"] = sum(steps) / 2
-        out[f"{name}_first_step_s_{size}"] = sum(firsts)
-    out[f"compile_s_{size}"] = out[f"compiled_first_step_s_{size}"] - 2 * out[f"compiled_step_s_{size}"]
+            if name == "default" and not stage2:
+                out["quick_gflop_per_step"] = flops(lambda: trainer.train_step(s, t)) / 1e9
+        out[f"quick_{name}_step_s"] = sum(steps) / 2
+        out[f"quick_{name}_first_step_s"] = sum(firsts)
+    out["compile_s"] = out["quick_compiled_first_step_s"] - 2 * out["quick_compiled_step_s"]
     return out
 
 
@@ -213,8 +227,6 @@ def _peak_mb(code: str) -> float:
 
 
 def markdown(r: dict) -> str:
-    size = r["option_size"]
-    default = r[f"step_s_{size}"]
     lines = [
         f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}; "
         f"float32 matmul peak {r['peak_gflops']:.1f} GFLOP/s (measured in this run).",
@@ -229,20 +241,24 @@ def markdown(r: dict) -> str:
     lines += ["", f"Translate throughput (256 px, batch 8): {r['translate_img_s']:.2f} images/s.",
               f"Peak RSS of a 256-px training process (batch 1): {r['rss_mb_256']:.0f} MB with "
               f"`recompute_activations` ({r['step_s_256_recompute']:.2f} s/it), "
-              f"{r['rss_mb_256_default']:.0f} MB without ({r['step_s_256']:.2f} s/it); "
+              f"{r['rss_mb_256_default']:.0f} MB without"
+              + (f" ({r['step_s_256']:.2f} s/it); " if "step_s_256" in r else "; ") +
               f"importing torch alone takes {r['rss_mb_import']:.0f} MB.",
               "Step times: median of the timed repetitions after a warm-up step, averaged over stage 1 and "
               "stage 2; official networks, batch 1. FLOPs counted with torch.utils.flop_counter.",
-              "", f"Opt-in config fields at {size} px, against the default step above ({default:.3f} s):", "",
-              "| field | step (s) | vs default | % of matmul peak | one-off cost |", "|---|---|---|---|---|"]
-    for name, field, cost in (("compiled", "`compile=true`", f"compile {r[f'compile_s_{size}']:.0f} s (empty cache)"),
+              "", "Opt-in config fields on the `quick` preset (64 px, batch 4, 1 thread: each of the quick "
+              f"profile's two parallel jobs), {r['quick_gflop_per_step']:.1f} GFLOP a step:", "",
+              "| config | step (s) | vs default | % of 1-thread matmul peak | one-off cost |", "|---|---|---|---|---|"]
+    default = r["quick_default_step_s"]
+    for name, field, cost in (("default", "default", "none"),
+                              ("compiled", "`compile=true`", f"compile {r['compile_s']:.0f} s (empty cache)"),
                               ("bf16", "`precision=bf16`", "none"), ("fp16", "`precision=fp16`", "none")):
-        if f"{name}_step_s_{size}" in r:
-            step = r[f"{name}_step_s_{size}"]
-            frac = r[f"gflop_per_step_{size}"] / step / r["peak_gflops"]
+        if f"quick_{name}_step_s" in r:
+            step = r[f"quick_{name}_step_s"]
+            frac = r["quick_gflop_per_step"] / step / r["peak_gflops_1thread"]
             lines.append(f"| {field} | {step:.3f} | {default / step:.2f}x | {100 * frac:.0f} % | {cost} |")
     lines += ["", f"Training items ({r['data_size']} px crop, flip; PNG files): {r['data_ms']:.2f} ms each "
-              f"decoding and resizing the file, {r['data_ms_cached']:.2f} ms from `cache_images` (built once in {r['cache_build_s']:.1f} s "
+              f"decoding and resizing the file, {r['data_ms_cached']:.2f} ms from `cache_images` (built once in {r['cache_build_s']:.2f} s "
               f"for {r['cache_images_n']} images)."]
     return "\n".join(lines) + "\n"
 
@@ -271,8 +287,7 @@ def main(argv=None):
     s, t = batch(lean)
     result["step_s_256_recompute"] = timed(lambda: lean.train_step(s, t), 1)
     result["rss_mb_import"] = rss_of_import()
-    result["option_size"] = min(args.sizes)
-    result.update(bench_options(data, result["option_size"], args.reps))
+    result.update(bench_options(data, args.reps))
     result.update(data_item_ms(data, max(args.sizes)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
