@@ -38,7 +38,8 @@ class Config:
     # images: resize to load_size (square), random crop to size, random flip
     size: int = 256
     load_size: int | None = None  # None: CycleGAN's 286/256 ratio
-    shuffle: bool = False  # released code: fixed pairs (a_i, b_{i mod |B|})
+    shuffle: bool = False  # released code: fixed pairs (a_{i mod |A|}, b_{i mod |B|}), max(|A|, |B|) an epoch
+    resize_filter: str = "bilinear"  # training resize; released code: bilinear (CycleGAN's PyTorch code: bicubic)
 
     # generator F (Appendix A; released code where it differs)
     ngf: int = 32
@@ -59,6 +60,14 @@ class Config:
     # objective (Eq. 2-7)
     lambda_cyc: float = 10.0
     tau: float = 0.1
+    # Stage 2 (Eq. 6): D sees pixels where the attention passes tau. The released code keeps
+    # [A >= tau] (tf.greater_equal); the paper writes [A > tau].
+    tau_inclusive: bool = True
+    # What a fake shows the stage-2 D (and what the history pool stores for it):
+    # 'composite' (released code): s' of Eq. 1 under the mask, so G's adversarial gradient
+    #   reaches F_ST scaled by A_S(s) and pixels with A < 1 are judged as blends with s;
+    # 'raw' (the paper's Eq. 6): F_ST(s) under the mask, the gradient reaching F_ST unscaled.
+    d_fake: str = "composite"
     pool_size: int = 50
     # what the baselines change (METHOD_DEFAULTS sets them per method)
     gan_loss: str = "lsgan"  # 'lsgan' (Eq. 2), 'gan' (sigmoid cross-entropy, non-saturating), 'wgan' (critic)
@@ -122,7 +131,8 @@ class Config:
                                  f"method {self.method!r} has none (use the default variant)")
             self.variant = "cyclegan"
         choices = {"gan_loss": GAN_LOSSES, "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2"),
-                   "precision": PRECISIONS}
+                   "precision": PRECISIONS, "d_fake": ("composite", "raw"),
+                   "resize_filter": ("bilinear", "bicubic")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
@@ -146,8 +156,15 @@ class Config:
 
     @property
     def attention_guided_d(self) -> bool:
-        """Stage 2 shows D only the thresholded attended pixels (Eq. 6-7)."""
-        return self.variant not in ("d", "da", "cyclegan")
+        """Stage 2 shows D only the thresholded attended pixels (Eq. 6-7).
+
+        Needs both attention nets: D_T compares t masked by A_T(t) with s' masked by A_S(s)
+        (and D_S the reverse). With one map fixed to 1 ('Ours-As', 'Ours-At', which the
+        paper leaves unspecified here), each D would compare a masked image with an
+        unmasked one, and black backgrounds alone would tell real from fake; those
+        variants keep whole-image discriminators (norm on) and only freeze their one map.
+        """
+        return self.attention_s and self.attention_t and self.variant not in ("d", "da")
 
     @property
     def freeze_attention(self) -> bool:
@@ -162,6 +179,10 @@ class Config:
     @property
     def use_cycle(self) -> bool:
         return self.variant != "cycle"
+
+    def iterations_per_epoch(self, n_a: int, n_b: int) -> int:
+        """`iters_per_epoch`, else one pass over the larger domain (the released code's epoch)."""
+        return self.iters_per_epoch or max(n_a, n_b) // self.batch_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -186,7 +207,7 @@ PRESETS: dict[str, dict] = {
     # The released code, deviations from the paper's text included.
     "official": dict(),
     # The paper's text where explicit (Appendix A layers), the code where silent.
-    "paper": dict(gen_last_kernel=3, att_up_kernel=3, att_last_kernel=7),
+    "paper": dict(gen_last_kernel=3, att_up_kernel=3, att_last_kernel=7, tau_inclusive=False, d_fake="raw"),
     # CPU minutes on the synthetic default (see README: how it was tuned).
     # Tuned on the synthetic pair with overlap=0.3 (2-core CPU): 400 iterations of
     # batch 4, attention frozen after 300; A starts near identity (sigmoid(-1.5) = 0.18)

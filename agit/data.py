@@ -129,8 +129,11 @@ class DomainFolder(Dataset):
         augment: bool = False,
         mask_folder: str | Path | None = None,
         cache: bool = False,
+        resize_filter: str = "bicubic",
     ):
         self.folder = Path(folder)
+        # bicubic as CycleGAN's PyTorch code; the released AGGAN code resizes bilinearly
+        self.interpolation = InterpolationMode(resize_filter)
         self.paths = list_images(self.folder)
         self.size = size
         self.load_size = load_size or load_size_for(size)
@@ -165,8 +168,8 @@ class DomainFolder(Dataset):
         transform = self._geometry(seed)
         # the cached copy is already at the first resize's size, which then leaves it as it is
         pixels = self.resized[i] if self.resized is not None else read_rgb(path)
-        item = {  # bicubic, as CycleGAN resizes
-            "image": transform(pixels, InterpolationMode.BICUBIC).float() / 127.5 - 1,
+        item = {
+            "image": transform(pixels, self.interpolation).float() / 127.5 - 1,
             "path": str(path),
             "index": i,
         }
@@ -184,7 +187,7 @@ class DomainFolder(Dataset):
         """
         side = self.load_size if self.augment else self.size
         key = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.paths]
-        file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px.pt"
+        file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px_{self.interpolation.value}.pt"
         if file.is_file():
             saved = torch.load(file, mmap=True, weights_only=True)
             if saved["key"] == [list(k) for k in key]:
@@ -194,7 +197,7 @@ class DomainFolder(Dataset):
         unreadable = []
         for i, path in enumerate(tqdm(self.paths, desc=f"caching {self.folder.name} at {side} px", leave=False)):
             try:
-                images[i] = TF.resize(read_rgb(path), [side] * 2, InterpolationMode.BICUBIC, antialias=True)
+                images[i] = TF.resize(read_rgb(path), [side] * 2, self.interpolation, antialias=True)
             except DataError:
                 unreadable.append(i)
         self._skip(unreadable, "unreadable")
@@ -229,17 +232,19 @@ class DomainFolder(Dataset):
 
 
 def pair_indices(n_a: int, n_b: int, epoch: int, seed: int, shuffle: bool) -> list[tuple[int, int]]:
-    """The (a, b) index pairs of one epoch, one per image of A.
+    """The (a, b) index pairs of one epoch: max(n_a, n_b) of them, so every image of both domains is used.
 
-    Without shuffle, the released code's order: the same pairs (i, i mod n_b) every
-    epoch. With shuffle, a permutation of A and independent draws from B that depend
-    only on (seed, epoch), so a resumed run sees the same order.
+    Without shuffle, the released code's order (`create_cyclegan_dataset.py`): the same
+    pairs (i mod n_a, i mod n_b) every epoch. With shuffle, each domain's indices are a
+    fresh permutation of the epoch's positions (taken mod its size), drawn from (seed,
+    epoch) only, so a resumed run sees the same order.
     """
+    n = max(n_a, n_b)
     if not shuffle:
-        return [(i, i % n_b) for i in range(n_a)]
+        return [(i % n_a, i % n_b) for i in range(n)]
     generator = torch.Generator().manual_seed(_mix(seed, epoch))
-    a = torch.randperm(n_a, generator=generator)
-    b = torch.randint(0, n_b, (n_a,), generator=generator)
+    a = torch.randperm(n, generator=generator) % n_a
+    b = torch.randperm(n, generator=generator) % n_b
     return list(zip(a.tolist(), b.tolist()))
 
 

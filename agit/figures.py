@@ -304,18 +304,20 @@ def object_free(runs: dict, data, n: int = 3) -> Figure:
 
 @torch.no_grad()
 def explore_panel(run, path, direction: str = "s2t", tau: float | None = None) -> Figure:
-    """One image through one run: input | attention | [A > τ] | what D sees in stage 2
-    (F(s)·[A > τ], Eq. 6) | output (Eq. 1)."""
+    """One image through one run: input | attention | Eq. 6's mask | what D sees in stage 2 | output (Eq. 1)."""
     model = model_of(run)
     tau = model.cfg.tau if tau is None else tau
     x, att, out, raw = translate_files(run, [path], direction)
     a = att if att is not None else torch.ones_like(x[:, :1])
-    mask = (a > tau).float()
-    d_input = raw * mask
+    mask = model.d_mask(a, tau)
+    raw_shown = model.cfg.d_fake == "raw"
+    d_input = (raw if raw_shown else out) * mask
+    op = "≥" if model.cfg.tau_inclusive else ">"
     fig = _grid([[x[0], a[0], mask[0], d_input[0], out[0]]],
-                ["input", "attention A", f"[A > {tau:.2f}]", "D input: F(s)·[A > τ]", "output"])
+                ["input", "attention A", f"[A {op} {tau:.2f}]",
+                 f"D input: {'F(s)' if raw_shown else 's′'}·[A {op} τ]", "output"])
     fig.suptitle(f"{Path(run).name}, {Path(path).name}, {direction}: mean attention {a.mean():.3f}, "
-                 f"{mask.mean():.0%} of pixels above τ", fontsize=8)
+                 f"{mask.mean():.0%} of pixels in the mask", fontsize=8)
     return fig
 
 

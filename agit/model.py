@@ -128,16 +128,26 @@ class AGGAN(nn.Module):
     def masked_for_d(self, stage2: bool) -> bool:
         return stage2 and self.cfg.attention_guided_d
 
+    def d_mask(self, attention: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+        """Eq. 6's mask: [A >= tau] as the released code (`tau_inclusive`), or [A > tau] as the paper writes."""
+        tau = self.cfg.tau if tau is None else tau
+        keep = attention >= tau if self.cfg.tau_inclusive else attention > tau
+        return keep.to(attention.dtype)
+
     def d_input(self, image: torch.Tensor, attention: torch.Tensor, stage2: bool) -> torch.Tensor:
-        """Stage 1: the whole image. Stage 2: only pixels where attention exceeds tau."""
+        """Stage 1: the whole image. Stage 2: only the pixels of `d_mask(attention)`."""
         if not self.masked_for_d(stage2):
             return image
-        return image * (attention > self.cfg.tau).to(image.dtype)
+        return image * self.d_mask(attention)
 
     def fake_for_d(self, fwd: Translation, stage2: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, mask) pair a fake contributes: s' in stage 1, F_ST(s) under [A_S(s) > tau] in stage 2."""
-        image = fwd.raw if self.masked_for_d(stage2) else fwd.image
-        return image, fwd.attention
+        """The (image, mask) pair a fake contributes, to G's adversarial term and to the pool.
+
+        s' in stage 1; in stage 2 s' (`d_fake='composite'`, released code) or F_ST(s)
+        (`'raw'`, Eq. 6), which `d_input` then masks by the pair's own attention.
+        """
+        raw = self.masked_for_d(stage2) and self.cfg.d_fake == "raw"
+        return (fwd.raw if raw else fwd.image), fwd.attention
 
     def judge_score(self, direction: str, image, attention, stage2: bool) -> torch.Tensor:
         dis = self.judge(direction)

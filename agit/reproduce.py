@@ -322,7 +322,7 @@ class Context:
         cfg = preset(spec.preset or self.profile["preset"], data=str(data), variant=spec.variant,
                      method=spec.method, **spec.overrides)
         if spec.scale != 1.0:
-            base = cfg.iters_per_epoch or _count_images(data / "trainA") // cfg.batch_size
+            base = _iterations(cfg, data)
             cfg = dataclasses.replace(cfg, iters_per_epoch=max(1, round(base * spec.scale)))
         cfg.extra = {**cfg.extra, "agit_run": spec.key, "profile": self.name, "scale": spec.scale,
                      "forked_from": f"{spec.fork[0]}@{spec.fork[1]}" if spec.fork else None}
@@ -332,7 +332,7 @@ class Context:
         """How a run was trained, in words, for the tables: full, shortened or forked."""
         spec = self.spec(name)
         cfg = self.config_for(spec)
-        iters = cfg.iters_per_epoch or _count_images(Path(cfg.data) / "trainA") // cfg.batch_size
+        iters = _iterations(cfg, Path(cfg.data))
         text = f"{cfg.epochs} ep × {iters} it" + (f" × batch {cfg.batch_size}" if cfg.batch_size > 1 else "")
         if spec.scale != 1.0:
             text = f"shortened to {spec.scale:.0%}: {text}"
@@ -385,10 +385,11 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     return Context(prof, out, data_root, device or None, jobs or prof.get("jobs", 1), executor or None)
 
 
-def _count_images(folder: Path) -> int:
+def _iterations(cfg: Config, data: Path) -> int:
+    """Iterations per epoch of `cfg` on the dataset folder `data`."""
     from .data import list_images
 
-    return len(list_images(folder))
+    return cfg.iterations_per_epoch(*(len(list_images(data / f"train{d}")) for d in "AB"))
 
 
 def _jsonable(x):

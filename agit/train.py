@@ -92,9 +92,9 @@ class EpochPairs(Dataset):
 
     def __init__(self, domain_a: DomainFolder, domain_b: DomainFolder, cfg: Config, epoch: int):
         self.a, self.b = domain_a, domain_b
-        n = cfg.iters_per_epoch * cfg.batch_size if cfg.iters_per_epoch else len(domain_a)
+        n = cfg.iterations_per_epoch(len(domain_a), len(domain_b)) * cfg.batch_size
         pairs, rep = [], 0
-        while len(pairs) < n:  # an epoch longer than the source set draws further orders
+        while len(pairs) < n:  # an epoch longer than the data's own draws further orders
             pairs += pair_indices(len(domain_a), len(domain_b), epoch * 1000 + rep, cfg.seed, cfg.shuffle)
             rep += 1
         self.pairs = pairs[:n]
@@ -197,7 +197,8 @@ class Trainer:
         root = Path(cfg.data)
         dir_a, dir_b = domain_folders(root, "train")
         self.domains = tuple(
-            DomainFolder(d, cfg.size, cfg.load_size, augment=True, cache=cfg.cache_images) for d in (dir_a, dir_b))
+            DomainFolder(d, cfg.size, cfg.load_size, augment=True, cache=cfg.cache_images,
+                         resize_filter=cfg.resize_filter) for d in (dir_a, dir_b))
         self.probe = self._probe_batch(root)
         self._stop = False
 
@@ -215,7 +216,7 @@ class Trainer:
     # -- one iteration ------------------------------------------------------------
     @property
     def iterations_per_epoch(self) -> int:
-        return self.cfg.iters_per_epoch or len(self.domains[0]) // self.cfg.batch_size
+        return self.cfg.iterations_per_epoch(*map(len, self.domains))
 
     def generator_turn(self) -> bool:
         """G steps on every n_critic-th iteration of the run (always, but for WGAN); D on every one."""

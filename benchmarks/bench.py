@@ -69,16 +69,13 @@ def flops(fn) -> int:
 def plain_step(trainer: Trainer, s, t):
     """The released code's iteration written the plain way: every quantity recomputed where it is
     used, D's parameters not excluded from G's backward, zero-filled grads, per-tensor Adam."""
-    m, cfg, stage2 = trainer.model, trainer.cfg, trainer.stage2
+    m, stage2 = trainer.model, trainer.stage2
     opts = trainer.plain_opts
 
     def g_loss(direction):
         x = s if direction == "s2t" else t
-        if m.masked_for_d(stage2):
-            d_in = m.generator(direction)(x) * (m.attention(x, direction) > cfg.tau).float()
-        else:
-            d_in = m.translate(x, direction).image
-        pred = m.judge(direction)(d_in, norm=not m.masked_for_d(stage2))
+        fake, mask = m.fake_for_d(m.translate(x, direction), stage2)
+        pred = m.judge(direction)(m.d_input(fake, mask, stage2), norm=not m.masked_for_d(stage2))
         cyc = sum(m.cycle_loss(y, m.cycle(y, d)) for y, d in ((s, "s2t"), (t, "t2s")))
         return F.mse_loss(pred, torch.ones_like(pred)) + cyc
 

@@ -139,14 +139,28 @@ def test_all_corrupt_raises(tmp_path):
         DomainFolder(tmp_path, size=8)[0]
 
 
-def test_pair_indices():
-    assert pair_indices(5, 3, epoch=0, seed=0, shuffle=False) == [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1)]
-    assert pair_indices(5, 3, epoch=7, seed=1, shuffle=False) == pair_indices(5, 3, 0, 0, False)
-    pairs = pair_indices(50, 7, epoch=2, seed=1, shuffle=True)
-    assert pairs == pair_indices(50, 7, epoch=2, seed=1, shuffle=True)
-    assert sorted(a for a, _ in pairs) == list(range(50)) and all(0 <= b < 7 for _, b in pairs)
-    assert pairs != pair_indices(50, 7, epoch=3, seed=1, shuffle=True)
-    assert pairs != pair_indices(50, 7, epoch=2, seed=2, shuffle=True)
+@pytest.mark.parametrize("n_a, n_b", [(5, 3), (3, 5), (4, 4)])
+def test_pair_indices_use_every_image_of_both_domains(n_a, n_b):
+    n = max(n_a, n_b)
+    # the released code's rows (a_{i mod |A|}, b_{i mod |B|}), max(|A|, |B|) of them, every epoch alike
+    fixed = pair_indices(n_a, n_b, epoch=0, seed=0, shuffle=False)
+    assert fixed == [(i % n_a, i % n_b) for i in range(n)]
+    assert fixed == pair_indices(n_a, n_b, epoch=7, seed=1, shuffle=False)
+    pairs = pair_indices(n_a, n_b, epoch=2, seed=1, shuffle=True)
+    assert len(pairs) == n and pairs == pair_indices(n_a, n_b, epoch=2, seed=1, shuffle=True)
+    for side, size in ((0, n_a), (1, n_b)):
+        seen = sorted(p[side] for p in pairs)
+        assert set(seen) == set(range(size))  # nobody left out
+        assert max(map(seen.count, set(seen))) - min(map(seen.count, set(seen))) <= 1  # evenly
+    assert pairs != pair_indices(n_a, n_b, epoch=3, seed=1, shuffle=True)
+    assert pairs != pair_indices(n_a, n_b, epoch=2, seed=2, shuffle=True)
+
+
+def test_horse2zebra_epoch_is_the_larger_domain():
+    from agit import preset
+
+    assert preset("official").iterations_per_epoch(1067, 1334) == 1334  # horse2zebra's counts
+    assert preset("official").iterations_per_epoch(995, 1019) == 1019  # apple2orange's
 
 
 # --------------------------------------------------------------------------- import
@@ -283,7 +297,7 @@ def test_cached_copy_serves_identical_items_and_follows_the_files(tmp_path, augm
     plain = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment)
     cached = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment, cache=True)
     side = 20 if augment else 16
-    assert (tmp_path / ".agit_cache" / f"A_{side}px.pt").is_file()
+    assert (tmp_path / ".agit_cache" / f"A_{side}px_bicubic.pt").is_file()
     again = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=augment, cache=True)  # from the file
     for key in (0, 2, (1, 7), (2, 11)):
         assert torch.equal(plain[key]["image"], cached[key]["image"])

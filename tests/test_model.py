@@ -84,25 +84,87 @@ def test_cycle_uses_attention_of_the_translated_image():
     torch.testing.assert_close(cyc2.back, s_a * raw_back + (1 - s_a) * cyc2.forward.image)
 
 
-def test_stage2_discriminator_input_is_thresholded():
-    m = tiny()
+@pytest.mark.parametrize("name, inclusive", [("official", True), ("paper", False)])
+def test_stage2_discriminator_input_is_thresholded(name, inclusive):
+    m = tiny(tau_inclusive=preset(name).tau_inclusive)
+    assert m.cfg.tau_inclusive is inclusive
     img = torch.ones(1, 3, 8, 8)
     att = torch.zeros(1, 1, 8, 8)
     att[..., :4] = 0.5
-    att[..., 4:6] = 0.1  # exactly tau: not above it
+    att[..., 4:6] = 0.1  # exactly tau: kept by the released code's >=, not by the paper's >
     assert torch.equal(m.d_input(img, att, stage2=False), img)
     masked = m.d_input(img, att, stage2=True)
-    assert masked[..., :4].eq(1).all() and masked[..., 4:].eq(0).all()
+    assert masked[..., :4].eq(1).all() and masked[..., 6:].eq(0).all()
+    assert masked[..., 4:6].eq(1 if inclusive else 0).all()
     # whole-image D ablations never mask
     assert torch.equal(tiny(variant="d").d_input(img, att, stage2=True), img)
 
 
-def test_stage2_fake_for_d_is_the_raw_generator_output():
-    m = tiny()
+@pytest.mark.parametrize("d_fake", ["composite", "raw"])
+def test_stage2_fake_for_d_follows_the_setting(d_fake):
+    m = tiny(d_fake=d_fake)
     x = torch.rand(1, 3, 32, 32)
     tr = m.translate(x)
     assert m.fake_for_d(tr, stage2=False)[0] is tr.image
-    assert m.fake_for_d(tr, stage2=True)[0] is tr.raw
+    assert m.fake_for_d(tr, stage2=True)[0] is (tr.image if d_fake == "composite" else tr.raw)
+    assert preset("official").d_fake == "composite" and preset("paper").d_fake == "raw"
+
+
+def record_discriminator_inputs(model) -> dict[str, list]:
+    """Every image each D is shown, in call order."""
+    seen = {"d_t": [], "d_s": []}
+    for name in seen:
+        getattr(model, "dis_" + name[-1]).register_forward_pre_hook(
+            lambda mod, args, name=name: seen[name].append(args[0].detach().clone()))
+    return seen
+
+
+@pytest.mark.parametrize("d_fake, inclusive", [("composite", True), ("raw", False)])
+def test_stage2_d_inputs_in_the_generator_term_and_through_the_pool(tiny_data, tmp_path, d_fake, inclusive):
+    from agit.train import Trainer
+
+    t = Trainer(preset("ci", data=str(tiny_data), d_fake=d_fake, tau_inclusive=inclusive), tmp_path)
+    t.epoch = t.cfg.switch_epoch
+    t.enter_stage()
+    m = t.model
+    att = torch.zeros(1, 1, 32, 32)
+    att[..., :10], att[..., 10:20], att[..., 20:] = 0.05, 0.1, 0.7  # below, at and above tau
+    m.attention = lambda x, direction: att.expand(len(x), -1, -1, -1)  # a hand-made A_S = A_T
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    with torch.no_grad():
+        fwd = {"s2t": m.translate(s, "s2t"), "t2s": m.translate(u, "t2s")}
+    mask = ((att >= 0.1) if inclusive else (att > 0.1)).float()
+    fake = {d: (f.image if d_fake == "composite" else f.raw) * mask for d, f in fwd.items()}
+    seen = record_discriminator_inputs(m)
+    t.train_step(s, u)
+    # joint update: G's adversarial term first, then D on the real image and the pooled fake
+    for name, direction, real in (("d_t", "s2t", u), ("d_s", "t2s", s)):
+        g_term, real_shown, pooled = seen[name]
+        torch.testing.assert_close(g_term, fake[direction])
+        torch.testing.assert_close(real_shown, real * mask)
+        torch.testing.assert_close(pooled, fake[direction])  # the pool's first answer is the new fake
+        stored_image, stored_mask = t.pools[direction].items[0]
+        torch.testing.assert_close(m.d_input(stored_image[None], stored_mask[None], True), fake[direction])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_masks_real_and_fake_alike(tiny_data, tmp_path, variant):
+    """In stage 2 each D sees both sides masked or both whole: never a black background on one side only."""
+    from agit.train import Trainer
+
+    t = Trainer(preset("ci", data=str(tiny_data), variant=variant), tmp_path)
+    t.epoch = t.cfg.switch_epoch
+    t.enter_stage()
+    m = t.model
+    learned = {d: m.attention_net(d) is not None for d in ("s2t", "t2s")}
+    low = torch.full((1, 1, 32, 32), 0.05)  # every learned map below tau: a masked input is black
+    m.attention = lambda x, d: low.expand(len(x), -1, -1, -1) if learned[d] else torch.ones_like(x[:, :1])
+    seen = record_discriminator_inputs(m)
+    t.train_step(t.domains[0][0]["image"][None], t.domains[1][0]["image"][None])
+    for name, inputs in seen.items():
+        black = [bool(x.eq(0).all()) for x in inputs]
+        assert len(set(black)) == 1, (variant, name, black)
+    assert any(x.eq(0).all() for x in seen["d_t"]) == m.cfg.attention_guided_d
 
 
 def test_discriminator_norm_switch_keeps_weights():
@@ -136,7 +198,7 @@ def test_config_rejects_unknown_keys_and_variants():
 def test_presets_differ_only_where_paper_and_code_disagree():
     official, paper = preset("official").to_dict(), preset("paper").to_dict()
     diff = {k for k in official if official[k] != paper[k]}
-    assert diff == {"preset", "gen_last_kernel", "att_up_kernel", "att_last_kernel"}
+    assert diff == {"preset", "gen_last_kernel", "att_up_kernel", "att_last_kernel", "tau_inclusive", "d_fake"}
     o = preset("official")
     assert (o.lr, o.epochs, o.switch_epoch, o.decay_epoch, o.tau, o.pool_size) == (1e-4, 100, 30, 50, 0.1, 50)
     assert o.update_order == "sequential" and not o.shuffle and o.size == 256 and o.load_size == 286

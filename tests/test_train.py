@@ -221,7 +221,7 @@ def test_cached_images_train_identically(ci_cfg, tmp_path):
     data = shutil.copytree(ci_cfg.data, tmp_path / "data")  # the cache goes beside the images
     plain = Trainer(preset("ci", data=str(data)), tmp_path / "a")
     cached = Trainer(preset("ci", data=str(data), cache_images=True), tmp_path / "b")
-    assert sorted(p.name for p in (data / ".agit_cache").iterdir()) == ["trainA_36px.pt", "trainB_36px.pt"]
+    assert sorted(p.name for p in (data / ".agit_cache").iterdir()) == ["trainA_36px_bilinear.pt", "trainB_36px_bilinear.pt"]
     for t in (plain, cached):
         t.fit(epochs=1, progress=False)
     assert_same_training(final_state(tmp_path / "a"), final_state(tmp_path / "b"))
