@@ -64,7 +64,8 @@ def cmd_data(args):
 
     if args.action == "synth":
         path = synthetic.make_synthetic(args.root, args.name, args.size, args.n_train, args.n_test,
-                                        args.seed, args.background, args.empty_fraction, args.overlap)
+                                        args.seed, args.background, args.empty_fraction, args.overlap,
+                                        args.style)
     elif args.action == "download":
         path = data.download(args.name, args.root, args.url)
     else:
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="make, fetch or import a dataset")
     dsub = d.add_subparsers(dest="action", required=True)
-    s = dsub.add_parser("synth", help="the embedded synthetic horse/zebra domains, with masks")
+    s = dsub.add_parser("synth", help="an embedded synthetic pair of domains, with masks and test counterfactuals")
     s.add_argument("--root", default="data")
     s.add_argument("--name", default="synthetic")
     s.add_argument("--size", type=int, default=64)
@@ -130,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--empty-fraction", type=float, default=0.15)
     s.add_argument("--overlap", type=float, default=0.3,
                    help="chance that an image takes the other domain's background (0: fully domain-specific)")
+    s.add_argument("--style", default="horse2zebra",
+                   help="objects, coats and backgrounds: horse2zebra (default), apple2orange, star2leopard")
     g = dsub.add_parser("download", help="a CycleGAN dataset zip")
     g.add_argument("name")
     g.add_argument("--root", default="data")

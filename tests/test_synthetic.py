@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from agit.data import DataError, DomainFolder
-from agit.synthetic import make_synthetic
+from agit.synthetic import STYLES, make_synthetic, render_image
 
 FOLDERS = ["trainA", "trainB", "testA", "testB"]
 SMALL = dict(size=32, n_train=40, n_test=8)
@@ -43,7 +44,8 @@ def test_deterministic(tmp_path, distinct):
 
 
 def test_layout_and_binary_masks(distinct):
-    expected = set(FOLDERS) | {f"{f}_mask" for f in FOLDERS} | {"meta.json"}
+    expected = (set(FOLDERS) | {f"{f}_mask" for f in FOLDERS} | {"meta.json"}
+                | {"testA_counterfactual", "testB_counterfactual"})
     assert {p.name for p in distinct.iterdir()} == expected
     for folder in FOLDERS:
         names = sorted(p.name for p in (distinct / folder).iterdir())
@@ -66,12 +68,17 @@ def test_empty_fraction_and_meta(distinct):
         assert len(empty) == round(0.15 * n)
 
 
+def interior(masks):
+    """The masks without their antialiased rim (the mask keeps every pixel the animal touches)."""
+    return np.stack([ndimage.binary_erosion(m) for m in masks])
+
+
 def test_masks_cover_the_animal(distinct):
     images, masks = load(distinct, "trainA")
-    horse, meadow = images[masks].mean(0), images[~masks].mean(0)
+    horse, meadow = images[interior(masks)].mean(0), images[~masks].mean(0)
     assert horse[0] > horse[1] + 30 and meadow[1] > meadow[0] + 30  # chestnut on green
     images, masks = load(distinct, "trainB")
-    zebra, savanna = images[masks], images[~masks]
+    zebra, savanna = images[interior(masks)], images[~masks]
     # Stripes: neutral, and dark and bright in good measure (even blurred at 32 px); sand: warm.
     assert abs(zebra[:, 0] - zebra[:, 2]).mean() < 15 < (savanna[:, 0] - savanna[:, 2]).mean()
     assert (zebra.mean(1) < 80).mean() > 0.15 and (zebra.mean(1) > 170).mean() > 0.15
@@ -107,3 +114,48 @@ def test_loads_as_domain_folder_with_masks(distinct):
     ds = DomainFolder(distinct / "trainB", size=32, mask_folder=distinct / "trainB_mask")
     item = ds[0]
     assert item["image"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_counterfactual_is_the_same_scene_with_the_other_coat(tmp_path, style):
+    root = make_synthetic(tmp_path, style=style, **SMALL)
+    params = json.loads((root / "meta.json").read_text())["params"]
+    free = json.loads((root / "meta.json").read_text())["animal_free"]
+    for folder, domain in (("testA", "A"), ("testB", "B")):
+        images, masks = load(root, folder)
+        counterfactuals = np.stack([np.asarray(Image.open(p), np.float64)
+                                    for p in sorted((root / f"{folder}_counterfactual").iterdir())])
+        for k, (image, mask, cf) in enumerate(zip(images, masks, counterfactuals)):
+            _, cf_mask = render_image(params, "test", domain, k, "counterfactual")
+            assert np.array_equal(cf_mask > 127, mask)  # same silhouettes, poses, places
+            assert np.array_equal(image[~mask], cf[~mask])  # the very same background
+            if f"{k:04d}.png" in free[folder]:
+                assert np.array_equal(image, cf)  # object-free: its own counterfactual
+            else:
+                assert np.abs(image[mask] - cf[mask]).mean() > 20  # the object did change
+
+
+def test_sanity_renderings_keep_what_they_should(tmp_path):
+    root = make_synthetic(tmp_path, **SMALL)
+    params = json.loads((root / "meta.json").read_text())["params"]
+    k = next(i for i in range(8) if f"{i:04d}.png" not in json.loads((root / "meta.json").read_text())["animal_free"]["testA"])
+    image, mask = (x.astype(float) for x in render_image(params, "test", "A", k))
+    cf, _ = (x.astype(float) for x in render_image(params, "test", "A", k, "counterfactual"))
+    again, again_mask = (x.astype(float) for x in render_image(params, "test", "A", k, "counterfactual_again"))
+    repaint, repaint_mask = (x.astype(float) for x in render_image(params, "test", "A", k, "repaint"))
+    inside, outside = mask > 127, mask < 1
+    assert np.array_equal(again_mask, mask) and np.array_equal(repaint_mask, mask)
+    assert np.array_equal(again[outside], cf[outside]) and not np.array_equal(again[inside], cf[inside])
+    # the object's own pixels are kept (but where thin parts blend with the other background)
+    core = ndimage.binary_erosion(inside)
+    assert np.abs(repaint[core] - image[core]).mean() < 8 < 20 < np.abs(repaint[outside] - image[outside]).mean()
+
+
+@pytest.mark.parametrize("style", ["apple2orange", "star2leopard"])
+def test_other_styles_have_objects_of_their_own(tmp_path, style):
+    root = make_synthetic(tmp_path, style=style, **SMALL)
+    assert files(make_synthetic(tmp_path / "again", style=style, **SMALL)) == files(root)
+    _, masks = load(root, "trainA")
+    has = masks.reshape(len(masks), -1).any(1)
+    assert has.mean() == pytest.approx(1 - 0.15, abs=0.03)
+    assert 0.01 < masks[has].mean() < 0.3  # smaller than the horses, several per image in places
