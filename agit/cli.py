@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="KID (paper protocol) and ground-truth metrics of a run")
     e.add_argument("--run", required=True)
     e.add_argument("--data", help="dataset root (default: the run's)")
-    e.add_argument("--kid", default="domain-cnn", choices=["inception", "domain-cnn", "none"],
-                   help="feature extractor for KID: Inception (needs its weights file) or the offline domain CNN")
+    e.add_argument("--kid", default="scene-cnn", choices=["inception", "scene-cnn", "domain-cnn", "none"],
+                   help="feature extractor for KID: Inception (needs its weights file); offline: scene-cnn "
+                        "(object and background labels, agit's synthetic data) or domain-cnn (any two folders)")
     e.add_argument("--kid-subsets", type=int, default=10)
     e.add_argument("--kid-subset-size", type=int, default=50)
     e.add_argument("--device")

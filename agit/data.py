@@ -100,7 +100,7 @@ def read_rgb(path: str | Path) -> torch.Tensor:
         raise DataError(f"cannot read image {path} ({err})") from None
 
 
-def _read_mask(path: Path) -> torch.Tensor:
+def read_mask(path: Path) -> torch.Tensor:
     """A mask file as a uint8 tensor 1×H×W in {0, 1}; anything brighter than mid-grey is object."""
     return (read_rgb(path)[:1] > 127).to(torch.uint8)
 
@@ -174,7 +174,7 @@ class DomainFolder(Dataset):
             "index": i,
         }
         if path.stem in self.mask_paths:
-            mask = _read_mask(self.mask_paths[path.stem])
+            mask = read_mask(self.mask_paths[path.stem])
             item["mask"] = transform(mask, InterpolationMode.NEAREST).float()
         return item
 

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from .data import domain_folders, list_images, read_rgb
+from .data import domain_folders, list_images, mask_folder_for, read_mask, read_rgb
 
 # --------------------------------------------------------------------------- KID
 
@@ -188,12 +188,12 @@ def inception_extractor(data_dir: str | Path | None = None, device: str = "cpu")
     return Extractor("inception", lambda x: net(x.to(device))[0])
 
 
-class DomainCNN(nn.Module):
-    """A small A-vs-B classifier, the offline stand-in for Inception on synthetic data.
+class LabelCNN(nn.Module):
+    """A small image classifier with one or more heads, the offline stand-in for Inception.
 
-    Trained for a few seconds on the dataset's train split and cached at
-    `<data_dir>/.agit/domain_cnn.pt`. Its 128-d penultimate features feed KID; its
-    output says whether a translated image looks like domain B.
+    Trained for seconds on a dataset's train split (`label_cnn`) and cached in
+    `<data>/.agit/`. Its 128-d penultimate features feed KID; its heads' probabilities
+    say what a translated image shows.
 
     The features are divided by their root mean square over the train split. KID's
     kernel (xᵀy/d + 1)³ assumes features of order 1, as Inception's pool features
@@ -201,9 +201,7 @@ class DomainCNN(nn.Module):
     images dominate every subset's estimate.
     """
 
-    CACHE_FORMAT = 2  # bump when the cached network's meaning changes
-
-    def __init__(self, size: int):
+    def __init__(self, size: int, heads: dict[str, int]):
         super().__init__()
         self.size = size
         layers, width = [], 3
@@ -211,7 +209,7 @@ class DomainCNN(nn.Module):
             layers += [nn.Conv2d(width, out, 4, 2, 1), nn.LeakyReLU(0.2)]
             width = out
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(128, 1)
+        self.heads = nn.ModuleDict({name: nn.Linear(128, n) for name, n in heads.items()})
         self.register_buffer("feature_scale", torch.ones(()))
 
     def _prepare(self, x_uint8: Tensor) -> Tensor:
@@ -220,51 +218,105 @@ class DomainCNN(nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
         return x
 
-    def forward(self, x_uint8: Tensor) -> Tensor:
-        return self.head(self.body(self._prepare(x_uint8))).squeeze(1)
+    def forward(self, x_uint8: Tensor) -> dict[str, Tensor]:
+        h = self.body(self._prepare(x_uint8))
+        return {name: head(h) for name, head in self.heads.items()}
 
     @torch.no_grad()
     def features(self, x_uint8: Tensor) -> Tensor:
         return torch.cat([self.body(self._prepare(b)).cpu() for b in x_uint8.split(100)]) / self.feature_scale.cpu()
 
     @torch.no_grad()
-    def prob_b(self, x_uint8: Tensor) -> Tensor:
-        return torch.cat([torch.sigmoid(self(b)).cpu() for b in x_uint8.split(100)])
-
-    @classmethod
-    def for_dataset(cls, data_dir: str | Path, device: str = "cpu", seed: int = 0) -> DomainCNN:
-        """Load the cached classifier, or train (and cache) it if the train split changed."""
-        data_dir = Path(data_dir)
-        files = dict(zip(("trainA", "trainB"), map(list_images, domain_folders(data_dir, "train"))))
-        fingerprint = f"{cls.CACHE_FORMAT}:{_fingerprint(files['trainA'] + files['trainB'])}"
-        cache = data_dir / ".agit" / "domain_cnn.pt"
-        if cache.is_file():
-            saved = torch.load(cache, map_location=device, weights_only=True)
-            if saved["fingerprint"] == fingerprint:
-                net = cls(saved["size"]).to(device)
-                net.load_state_dict(saved["state_dict"])
-                return net.eval()
-        size = min(read_rgb(files["trainA"][0]).shape[-1], 64)  # bigger images are shrunk to stay CPU-fast
-        a = _load_images(files["trainA"], size)
-        b = _load_images(files["trainB"], size)
-        net = _train_domain_cnn(a, b, size, seed).to(device).eval()
-        net.feature_scale.fill_(net.features(torch.cat([a, b])).pow(2).mean().sqrt().item())
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": net.state_dict(), "size": size, "fingerprint": fingerprint}, cache)
-        return net
+    def probs(self, x_uint8: Tensor, head: str) -> Tensor:
+        """Class probabilities (N×classes) of one head."""
+        return torch.cat([self(b)[head].softmax(1).cpu() for b in x_uint8.split(100)])
 
 
-def _train_domain_cnn(a: Tensor, b: Tensor, size: int, seed: int, steps: int = 200,
-                      batch: int = 16) -> DomainCNN:
-    """Balanced batches (half A, half B), so unequal domain sizes do not bias the classifier."""
+# What each kind of LabelCNN learns, from the train split (`_labelled_train_set`):
+#   domain: A or B (any dataset)                  -> the `domain-cnn` KID features
+#   scene:  object none/A/B and background kind   -> the `scene-cnn` KID features (synthetic data)
+#   object: A's or B's object, shown only the object (background grey) -> "object translated"
+LABEL_HEADS = {"domain": {"domain": 2}, "scene": {"object": 3, "background": 2}, "object": {"object": 2}}
+CACHE_FORMAT = 3  # bump when a cached network's meaning changes
+
+
+def label_cnn(data_dir: str | Path, kind: str, device: str = "cpu", seed: int = 0) -> LabelCNN:
+    """The dataset's classifier of `kind` (LABEL_HEADS): loaded from its cache, or trained and cached."""
+    data_dir = Path(data_dir)
+    files = dict(zip(("trainA", "trainB"), map(list_images, domain_folders(data_dir, "train"))))
+    fingerprint = f"{CACHE_FORMAT}:{kind}:{_fingerprint(files['trainA'] + files['trainB'])}"
+    cache = data_dir / ".agit" / f"{kind}_cnn.pt"
+    if cache.is_file():
+        saved = torch.load(cache, map_location=device, weights_only=True)
+        if saved["fingerprint"] == fingerprint:
+            net = LabelCNN(saved["size"], LABEL_HEADS[kind]).to(device)
+            net.load_state_dict(saved["state_dict"])
+            return net.eval()
+    size = min(read_rgb(files["trainA"][0]).shape[-1], 64)  # bigger images are shrunk to stay CPU-fast
+    images, labels = _labelled_train_set(data_dir, files, kind, size)
+    net = _train_label_cnn(images, labels, LABEL_HEADS[kind], size, seed).to(device).eval()
+    net.feature_scale.fill_(net.features(images).pow(2).mean().sqrt().item())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # parallel evaluations may train it at once
+    torch.save({"state_dict": net.state_dict(), "size": size, "fingerprint": fingerprint}, tmp)
+    os.replace(tmp, cache)
+    return net
+
+
+def object_only(images_uint8: Tensor, masks: Tensor) -> Tensor:
+    """The object region alone: every pixel outside the mask mid-grey (0 in [-1, 1])."""
+    return torch.where(masks.bool().expand_as(images_uint8), images_uint8, torch.full_like(images_uint8, 128))
+
+
+def _labelled_train_set(data_dir: Path, files: dict, kind: str, size: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """uint8 train images and their labels per head for a LabelCNN of `kind`."""
+    images = {k: _load_images(v, size) for k, v in files.items()}
+    n = {k: len(v) for k, v in files.items()}
+    if kind == "domain":
+        return torch.cat(list(images.values())), {"domain": torch.tensor([0] * n["trainA"] + [1] * n["trainB"])}
+    meta_file = data_dir / "meta.json"
+    if kind == "scene":
+        if not meta_file.is_file():
+            raise ValueError(f"the 'scene-cnn' features need object and background labels, which only agit's "
+                             f"synthetic data carry ({meta_file} is missing); use --kid inception or domain-cnn")
+        meta = json.loads(meta_file.read_text())
+        objects, backgrounds = [], []
+        for d, folder in enumerate(("trainA", "trainB")):
+            free, swapped = set(meta["animal_free"][folder]), set(meta["other_background"][folder])
+            objects += [0 if p.name in free else 1 + d for p in files[folder]]
+            backgrounds += [d ^ (p.name in swapped) for p in files[folder]]
+        return torch.cat(list(images.values())), {"object": torch.tensor(objects), "background": torch.tensor(backgrounds)}
+    # kind == "object": only images with an object, shown only the object
+    shown, labels = [], []
+    for d, folder in enumerate(("trainA", "trainB")):
+        mask_dir = mask_folder_for(data_dir / folder)
+        if mask_dir is None:
+            raise ValueError(f"the object classifier needs ground-truth masks of the train split ({folder}_mask/)")
+        masks = torch.stack([TF.resize(read_mask(mask_dir / p.name), [size, size], InterpolationMode.NEAREST)
+                             for p in files[folder]])
+        has = masks.flatten(1).any(1).bool()
+        shown.append(object_only(images[folder][has], masks[has]))
+        labels += [d] * int(has.sum())
+    return torch.cat(shown), {"object": torch.tensor(labels)}
+
+
+def _train_label_cnn(images: Tensor, labels: dict[str, Tensor], heads: dict[str, int], size: int, seed: int,
+                     steps: int = 300, batch: int = 32) -> LabelCNN:
+    """Cross-entropy on every head, batches balanced over the first head's classes (so unequal
+    domain sizes or a 15 % share of object-free images do not bias it), random flips."""
+    first = labels[next(iter(heads))]
+    groups = [torch.nonzero(first == c).flatten() for c in range(heads[next(iter(heads))])]
+    groups = [g for g in groups if len(g)]
     with torch.random.fork_rng():  # seeded, without touching the caller's random state
         torch.manual_seed(seed)
-        net = DomainCNN(size)
+        net = LabelCNN(size, heads)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        labels = torch.cat([torch.zeros(batch), torch.ones(batch)])
         for _ in range(steps):
-            x = torch.cat([a[torch.randint(len(a), (batch,))], b[torch.randint(len(b), (batch,))]])
-            loss = F.binary_cross_entropy_with_logits(net(x), labels)
+            idx = torch.cat([g[torch.randint(len(g), (batch // len(groups),))] for g in groups])
+            x = images[idx]
+            x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(-1), x)
+            out = net(x)
+            loss = sum(F.cross_entropy(out[h], labels[h][idx]) for h in heads)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -283,12 +335,26 @@ def _load_images(files: list[Path], size: int) -> Tensor:
 
 
 def domain_cnn_extractor(data_dir: str | Path, device: str = "cpu") -> Extractor:
-    return Extractor("domain-cnn", DomainCNN.for_dataset(data_dir, device).features)
+    return Extractor("domain-cnn", label_cnn(data_dir, "domain", device).features)
+
+
+def scene_cnn_extractor(data_dir: str | Path, device: str = "cpu") -> Extractor:
+    """Features that describe the object *and* the scene, so KID is not a domain detector.
+
+    `domain-cnn` features are trained to tell A from B and mostly encode *which domain*:
+    the paper's mean of KID vs target and vs source is then about the same for any
+    image that is half one domain and half the other. These are trained to name the
+    object (none, A's, B's) and, separately, the background kind, so a translation that
+    keeps the background and changes the object lands near the counterfactual set, and
+    one that repaints the background does not.
+    """
+    return Extractor("scene-cnn", label_cnn(data_dir, "scene", device).features)
 
 
 # name -> factory(data_dir, device) -> Extractor
 EXTRACTORS: dict[str, Callable[..., Extractor]] = {
     "inception": inception_extractor,
+    "scene-cnn": scene_cnn_extractor,
     "domain-cnn": domain_cnn_extractor,
 }
 
@@ -320,6 +386,14 @@ def attention_iou_sweep(attention: Tensor, mask: Tensor,
     return float(np.mean([attention_iou(attention, mask, t) for t in taus]))
 
 
+def _psnr(sq_err: Tensor, weight: Tensor, cap: float) -> Tensor:
+    """Per-image PSNR (dB, images on [0, 1]) of squared errors averaged with `weight`; NaN where
+    the weight is all zero, capped at `cap` (an exact match would be +inf)."""
+    count = weight.sum(1)
+    mse = (sq_err * weight).sum(1) / count
+    return torch.where(count > 0, (10 * torch.log10(1 / mse)).clamp(max=cap), math.nan)
+
+
 def background_psnr(inp: Tensor, out: Tensor, mask: Tensor, cap: float = 100.0) -> float:
     """PSNR (dB, images on [0, 1]) between input and output outside the true mask, mean over images.
 
@@ -327,14 +401,75 @@ def background_psnr(inp: Tensor, out: Tensor, mask: Tensor, cap: float = 100.0) 
     Images whose mask covers everything have no background and are skipped.
     """
     bg = (mask < 0.5).expand_as(inp).flatten(1).double()
-    sq = (((out - inp) / 2).double() ** 2).flatten(1)
-    count = bg.sum(1)
-    keep = count > 0
+    psnr = _psnr((((out - inp) / 2).double() ** 2).flatten(1), bg, cap)
+    return float(psnr.nanmean()) if not psnr.isnan().all() else math.nan
+
+
+def counterfactual_psnr(out: Tensor, counterfactual: Tensor, cap: float = 100.0) -> float:
+    """PSNR (dB) of each translation against its counterfactual over the whole image, mean over images.
+
+    Full-reference and pixel-exact: it rewards the background kept and a plausible object
+    colour, but cannot reward a stripe pattern whose phase no method can predict — that
+    is what `texture_distance` is for.
+    """
+    sq = (((out - counterfactual) / 2).double() ** 2).flatten(1)
+    return float(_psnr(sq, torch.ones_like(sq), cap).mean())
+
+
+def _gabor_bank(size: int) -> Tensor:
+    """Quadrature pairs of zero-mean Gabor filters: 4 orientations × 2 wavelengths (3 and 6 px at
+    64 px, scaled with the image), each normalised to unit L1; (16, 1, k, k)."""
+    wavelengths = (3 * size / 64, 6 * size / 64)
+    half = max(2, math.ceil(1.4 * max(wavelengths)))
+    y, x = torch.meshgrid(torch.arange(-half, half + 1.0), torch.arange(-half, half + 1.0), indexing="ij")
+    kernels = []
+    for wavelength in wavelengths:
+        envelope = torch.exp(-(x**2 + y**2) / (2 * (0.56 * wavelength) ** 2))
+        for angle in (0, math.pi / 4, math.pi / 2, 3 * math.pi / 4):
+            phase = 2 * math.pi * (x * math.cos(angle) + y * math.sin(angle)) / wavelength
+            for wave in (torch.cos(phase), torch.sin(phase)):
+                k = envelope * wave
+                k = k - envelope * k.sum() / envelope.sum()  # no response to flat colour
+                kernels.append(k / k.abs().sum())
+    return torch.stack(kernels)[:, None]
+
+
+def texture_statistics(images: Tensor, masks: Tensor) -> Tensor:
+    """Per image, mean and std over the masked pixels of its colour (3) and oriented energy (8).
+
+    Energy is the magnitude of a quadrature pair of Gabor responses on the luminance:
+    invariant to where a stripe starts, sensitive to its orientation and width. Means
+    and stds pooled over the object forget where each pixel is. Returns N×22.
+    """
+    x = (images.double() + 1) / 2
+    luminance = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+    bank = _gabor_bank(images.shape[-1]).to(luminance)
+    responses = F.conv2d(F.pad(luminance, [bank.shape[-1] // 2] * 4, mode="reflect"), bank)
+    energy = responses.unflatten(1, (-1, 2)).pow(2).sum(2).sqrt()
+    channels = torch.cat([x, energy], 1).flatten(2)  # N×11×HW
+    weight = (masks > 0.5).flatten(2).double()
+    count = weight.sum(2).clamp(min=1)
+    mean = (channels * weight).sum(2) / count
+    std = (((channels - mean[..., None]) ** 2 * weight).sum(2) / count).sqrt()
+    return torch.cat([mean, std], 1)
+
+
+def texture_distance(out: Tensor, counterfactual: Tensor, mask: Tensor) -> float:
+    """Mean absolute difference of `texture_statistics` inside the true mask, over images with an object.
+
+    Why not PSNR inside the object: a zebra's stripes cannot be predicted to the pixel — their
+    phase, count and waviness are drawn afresh for every rendering — so a pixel distance
+    punishes a perfect zebra as much as a grey smear. Colour and oriented-energy statistics
+    pooled over the object are what two renderings of the same coat share (a test checks that
+    a second rendering scores far better than the untouched input or a repainted background).
+    Lower is better; 0 for identical statistics.
+    """
+    keep = _has_object(mask)
     if not keep.any():
         return math.nan
-    mse = (sq * bg).sum(1)[keep] / count[keep]
-    psnr = (10 * torch.log10(1 / mse)).clamp(max=cap)
-    return float(psnr.mean())
+    a = texture_statistics(out[keep], mask[keep])
+    b = texture_statistics(counterfactual[keep], mask[keep])
+    return float((a - b).abs().mean())
 
 
 def foreground_change(inp: Tensor, out: Tensor, mask: Tensor) -> float:
@@ -358,76 +493,66 @@ def empty_attention(attention: Tensor, mask: Tensor) -> float:
 
 
 def target_rate(prob_target: Tensor) -> float:
-    """Share of translated images that a domain classifier assigns to the target domain."""
+    """Share of images that a classifier assigns to the target domain (P > 1/2)."""
     return float((prob_target > 0.5).double().mean())
 
 
 # ----------------------------------------------------------------- one direction
 
 
-def evaluate_direction(
-    inputs: Tensor,
-    outputs: Tensor,
-    attention: Tensor | None,
-    masks: Tensor | None,
-    source_feats: Tensor | None,
-    target_feats: Tensor | None,
-    extractor: Extractor | None,
-    prob_target: Callable[[Tensor], Tensor] | None = None,
-    *,
-    tau: float = 0.1,
-    kid_subsets: int = 10,
-    kid_subset_size: int = 50,
-    seed: int = 0,
-) -> dict:
-    """Every metric for one translation direction (source test set -> outputs).
+@dataclass
+class Reference:
+    """What one direction's translations are compared with; computed once per dataset.
 
-    `source_feats` / `target_feats` are the test sets' features from the same
-    `extractor` (compute them once per dataset). `attention` is None for methods
-    without attention, `masks` None for data without ground truth, `extractor` None
-    to skip KID, `prob_target`
-    (uint8 images -> P(target domain)) None without a domain classifier; the metrics
-    that need them are then NaN.
+    Each part is None where the dataset lacks it, and the metrics that need it are NaN.
     """
-    if extractor is None:  # ground-truth metrics only
-        result = dict(kid=math.nan, kid_std=math.nan, kid_target=math.nan, kid_source=math.nan,
-                      kid_extractor="none")
-    else:
+
+    source_feats: Tensor | None = None  # KID features of the source and target test sets
+    target_feats: Tensor | None = None
+    counterfactuals: Tensor | None = None  # the true translations of the source test set, [-1, 1]
+    counterfactual_feats: Tensor | None = None
+    object_target: Callable[[Tensor], Tensor] | None = None  # object-only uint8 images -> P(target's object)
+
+
+# metrics.json keys per direction, in the order tables show them
+METRIC_KEYS = ("cf_kid", "cf_kid_std", "cf_psnr", "texture", "object_target", "iou", "iou_sweep", "bg_psnr",
+               "empty_att", "fg_change", "kid", "kid_std", "kid_target", "kid_source")
+
+
+def evaluate_direction(inputs: Tensor, outputs: Tensor, attention: Tensor | None, masks: Tensor | None,
+                       ref: Reference, extractor: Extractor | None, *, tau: float = 0.1, kid_subsets: int = 10,
+                       kid_subset_size: int = 50, seed: int = 0) -> dict:
+    """Every metric for one translation direction (source test set -> outputs), keyed as METRIC_KEYS.
+
+    `attention` is None for methods without attention, `masks` None for data without ground
+    truth, `extractor` None to skip KID.
+    """
+    nan = math.nan
+    result = dict.fromkeys(METRIC_KEYS, nan)
+    result["kid_extractor"] = extractor.name if extractor else "none"
+    if extractor is not None:
         translated = extractor(to_uint8(outputs))
-        if not translated.shape[1] == source_feats.shape[1] == target_feats.shape[1]:
-            raise ValueError(
-                f"reference features ({source_feats.shape[1]}-d, {target_feats.shape[1]}-d) are not "
-                f"from the '{extractor.name}' extractor ({translated.shape[1]}-d)"
-            )
-        result = paper_kid(translated, source_feats, target_feats, extractor=extractor.name,
-                           subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
-    with_att = attention is not None and masks is not None
-    result.update(
-        iou=attention_iou(attention, masks, tau) if with_att else math.nan,
-        iou_sweep=attention_iou_sweep(attention, masks) if with_att else math.nan,
-        bg_psnr=background_psnr(inputs, outputs, masks) if masks is not None else math.nan,
-        fg_change=foreground_change(inputs, outputs, masks) if masks is not None else math.nan,
-        empty_att=empty_attention(attention, masks) if with_att else math.nan,
-        target_rate=target_rate(prob_target(to_uint8(outputs))) if prob_target else math.nan,
-    )
+        for feats in (ref.source_feats, ref.target_feats, ref.counterfactual_feats):
+            if feats is not None and feats.shape[1] != translated.shape[1]:
+                raise ValueError(f"reference features ({feats.shape[1]}-d) are not from the "
+                                 f"'{extractor.name}' extractor ({translated.shape[1]}-d)")
+        if ref.source_feats is not None and ref.target_feats is not None:
+            result.update(paper_kid(translated, ref.source_feats, ref.target_feats, extractor=extractor.name,
+                                    subsets=kid_subsets, subset_size=kid_subset_size, seed=seed))
+        if ref.counterfactual_feats is not None:
+            mmds = subset_mmds(translated, ref.counterfactual_feats, kid_subsets, kid_subset_size, seed,
+                               ("translated", "counterfactual"))
+            result.update(cf_kid=100 * float(mmds.mean()), cf_kid_std=100 * float(mmds.std()))
+    if ref.counterfactuals is not None:
+        result["cf_psnr"] = counterfactual_psnr(outputs, ref.counterfactuals)
+        if masks is not None:
+            result["texture"] = texture_distance(outputs, ref.counterfactuals, masks)
+    if masks is not None:
+        result.update(bg_psnr=background_psnr(inputs, outputs, masks), fg_change=foreground_change(inputs, outputs, masks))
+        keep = _has_object(masks)
+        if ref.object_target is not None and keep.any():
+            result["object_target"] = target_rate(ref.object_target(object_only(to_uint8(outputs[keep]), masks[keep])))
+        if attention is not None:
+            result.update(iou=attention_iou(attention, masks, tau), iou_sweep=attention_iou_sweep(attention, masks),
+                          empty_att=empty_attention(attention, masks))
     return result
-
-
-# ------------------------------------------------------------------------ tables
-
-
-def collect(runs) -> pd.DataFrame:
-    """One row per run from `RUN/metrics.json` (flat dict) and, if present, `RUN/config.json`.
-
-    `runs` are run folders or paths to their metrics.json; the index is the run folder's name.
-    """
-    rows = {}
-    for run in map(Path, runs):
-        run_dir = run.parent if run.suffix == ".json" else run
-        row = json.loads((run_dir / "metrics.json").read_text())
-        config_file = run_dir / "config.json"
-        if config_file.is_file():
-            config = json.loads(config_file.read_text())
-            row.update({k: config.get(k) for k in ("method", "variant", "preset")})
-        rows[run_dir.name] = row
-    return pd.DataFrame.from_dict(rows, orient="index")

@@ -166,42 +166,65 @@ def make_dataset(root, n=16, size=32):
 
 def test_domain_cnn_trains_separates_and_caches(tmp_path):
     make_dataset(tmp_path)
-    cnn = M.DomainCNN.for_dataset(tmp_path)
+    cnn = M.label_cnn(tmp_path, "domain")
     cache = tmp_path / ".agit" / "domain_cnn.pt"
     assert cache.is_file()
     red = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
     red[:, 0] = 200
     blue = torch.zeros(4, 3, 64, 64, dtype=torch.uint8)  # another size: resized to the trained one
     blue[:, 2] = 200
-    assert (cnn.prob_b(blue) > 0.5).all() and (cnn.prob_b(red) < 0.5).all()
+    assert (cnn.probs(blue, "domain")[:, 1] > 0.5).all() and (cnn.probs(red, "domain")[:, 1] < 0.5).all()
     assert cnn.features(red).shape == (4, 128)
 
     mtime = cache.stat().st_mtime_ns
-    again = M.DomainCNN.for_dataset(tmp_path)
+    again = M.label_cnn(tmp_path, "domain")
     assert cache.stat().st_mtime_ns == mtime
     assert torch.equal(again.features(blue), cnn.features(blue))
     assert M.EXTRACTORS["domain-cnn"](tmp_path).name == "domain-cnn"
+    with pytest.raises(ValueError, match="scene-cnn.*synthetic data.*meta.json"):
+        M.label_cnn(tmp_path, "scene")
 
 
-def test_evaluate_direction_and_collect(tmp_path):
+def stripes(n, size=32, period=4.0, phase=0.0, colour=(1.0, 1.0, 1.0)):
+    x = torch.arange(size, dtype=torch.float64)
+    wave = (torch.sin(2 * math.pi * x / period + phase) > 0).double()
+    img = wave.expand(size, size) * torch.tensor(colour, dtype=torch.float64)[:, None, None]
+    return (img * 2 - 1).expand(n, 3, size, size).clone()
+
+
+def test_texture_distance_ignores_stripe_phase_not_width_or_colour():
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 4:28, 4:28] = 1
+    zebra = stripes(2)
+    shifted = M.texture_distance(stripes(2, phase=1.3), zebra, mask)
+    assert shifted < 0.02
+    assert M.texture_distance(stripes(2, period=8), zebra, mask) > 2 * shifted
+    assert M.texture_distance(stripes(2, colour=(0.6, 0.3, 0.1)), zebra, mask) > 5 * shifted
+    assert M.texture_distance(torch.zeros_like(zebra), zebra, mask) > 5 * shifted  # a grey smear
+    assert math.isnan(M.texture_distance(zebra, zebra, torch.zeros_like(mask)))
+
+
+def test_counterfactual_psnr():
+    x = torch.zeros(2, 3, 8, 8)
+    y = x.clone()
+    y[1] += 0.2  # 0.1 on [0, 1]: 20 dB
+    assert M.counterfactual_psnr(x, y) == pytest.approx((100 + 20) / 2)
+
+
+def test_evaluate_direction(tmp_path):
     m = masks().repeat(30, 1, 1, 1)
     x = torch.rand(60, 3, 8, 8) * 2 - 1
     extractor = M.Extractor("toy", lambda imgs: imgs.flatten(1)[:, :16].double() / 255)
-    ref = extractor(M.to_uint8(x))
-    out = M.evaluate_direction(x, x, m, m, ref, ref, extractor, lambda imgs: torch.ones(len(imgs)))
-    assert out["kid_extractor"] == "toy" and out["kid"] < 0.5
+    feats_x = extractor(M.to_uint8(x))
+    ref = M.Reference(feats_x, feats_x, x, feats_x, lambda imgs: torch.ones(len(imgs)))
+    out = M.evaluate_direction(x, x, m, m, ref, extractor)
+    assert out["kid_extractor"] == "toy" and out["kid"] < 0.5 and out["cf_kid"] < 0.5
     assert out["iou"] == 1.0 and out["bg_psnr"] == 100.0 and out["fg_change"] == 0.0
-    assert out["empty_att"] == 0.0 and out["target_rate"] == 1.0
+    assert out["empty_att"] == 0.0 and out["object_target"] == 1.0
+    assert out["cf_psnr"] == 100.0 and out["texture"] == 0.0
+    assert set(out) == {*M.METRIC_KEYS, "kid_extractor"}
 
-    bare = M.evaluate_direction(x, x, None, None, ref, ref, extractor)
-    assert all(math.isnan(bare[k]) for k in ("iou", "iou_sweep", "bg_psnr", "fg_change", "empty_att", "target_rate"))
+    bare = M.evaluate_direction(x, x, None, None, M.Reference(feats_x, feats_x), extractor)
+    assert all(math.isnan(bare[k]) for k in M.METRIC_KEYS if not k.startswith("kid"))
     with pytest.raises(ValueError, match="not from the 'toy' extractor"):
-        M.evaluate_direction(x, x, None, None, ref[:, :8], ref, extractor)
-
-    for name, kid_value in (("run1", 1.0), ("run2", 2.0)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"kid_AB": kid_value}))
-    (tmp_path / "run1" / "config.json").write_text(json.dumps({"method": "aggan", "variant": "ours", "preset": "ci"}))
-    table = M.collect([tmp_path / "run1", tmp_path / "run2" / "metrics.json"])
-    assert list(table.index) == ["run1", "run2"]
-    assert table.loc["run1", "variant"] == "ours" and table.loc["run2", "kid_AB"] == 2.0
+        M.evaluate_direction(x, x, None, None, M.Reference(feats_x[:, :8], feats_x), extractor)
