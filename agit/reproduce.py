@@ -3,21 +3,21 @@
 A *profile* says what to regenerate and at what cost; it is data (``PROFILES``):
 
 * ``ci``    — seconds: a tiny synthetic set (16 train / 12 test images a domain, 32 px),
-  the ``ci`` preset, KID on the offline ``domain-cnn`` features with 10 subsets of 10
+  the ``ci`` preset, KID on the offline ``scene-cnn`` features with 10 subsets of 10
   (12 test images a domain allow no more). A smoke test of the whole pipeline, not a
   measurement; the tests run it.
 * ``quick`` — CPU minutes: the synthetic default (``data/synthetic``, the ``quick``
-  preset's data and size), the ``quick`` preset, ``domain-cnn`` KID with the paper's
-  10 subsets of 50. Ablations and baselines are shortened (see ``short``); the tables
-  say which.
+  preset's data and size), the ``quick`` preset, ``scene-cnn`` KID with the paper's
+  10 subsets of 50, three training seeds of Ours and CycleGAN.
 * ``paper`` — the paper's setting: horse2zebra (Tables 1 and 2) and apple2orange
   (Table 1), the ``official`` preset, Inception KID. Needs the CycleGAN zips, the
   Inception weights and days of GPU time; without them its first notebook stops with
   the message that says what to fetch.
 
-Each profile's *runs* are derived from it by ``run_specs``: the main ``ours`` run and
-``cyclegan`` (the full schedule), the Table 2 variants, the baselines the package
-knows, the Fig. 7 switch-epoch sweep and the Fig. 8 threshold sweep. Runs live under
+Each profile's *runs* are derived from it by ``run_specs``: ``ours`` and ``cyclegan``
+(with ``seeds`` training seeds each), the Table 2 variants, the baselines the package
+knows, the Fig. 7 switch-epoch sweep and the Fig. 8 threshold sweep — every one on the
+same schedule: the same images seen, the same epochs, the same switch. Runs live under
 ``<out>/runs/<dataset>/<name>/``; ``ensure_runs`` trains what is missing, resumes
 what is unfinished, skips what is done and evaluates what lacks ``metrics.json`` —
 so the notebooks share runs and a rerun costs only what changed.
@@ -74,7 +74,7 @@ PROFILES: dict[str, dict] = {
         table1=("ci",),  # Table 1's datasets
         # 12 test images a domain: 10 subsets of 10 (a smoke test of KID, not a measurement)
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=10),
-        short=1.0,  # share of the preset's iterations per epoch for shortened runs
+        seeds=2,  # training seeds of Ours and CycleGAN: tables show mean ± std over them
         switch_epochs=(1, 2),  # Fig. 7 (the preset's own value reuses the main run)
         taus=(0.05, 0.1, 0.3, 0.5),  # Fig. 8
         stages=STAGES,
@@ -83,16 +83,13 @@ PROFILES: dict[str, dict] = {
         cell_timeout=600,  # seconds a notebook cell may run (None: no limit)
     ),
     "quick": dict(
-        description="CPU minutes on the synthetic default; ablations and baselines shortened",
+        description="CPU minutes on the synthetic default; every run on the same schedule, 3 seeds of Ours and CycleGAN",
         preset="quick",
         datasets=None,  # None: the quick preset's `data` folder, made by agit.synthetic
         main=None,
         table1=None,
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=50),
-        # The whole batch fits ~15 min on 2 CPU cores: ours and cyclegan take the full preset
-        # (~5 min each, in parallel); the other ablations and the baselines 15% of its
-        # iterations; d, da and the sweeps fork from ours (see module docstring).
-        short=0.15,
+        seeds=3,
         switch_epochs=None,  # None: derived from the preset (half, own value, later)
         taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
         stages=STAGES,
@@ -107,7 +104,7 @@ PROFILES: dict[str, dict] = {
         main="horse2zebra",
         table1=("horse2zebra", "apple2orange"),
         kid=dict(extractor="inception", subsets=10, subset_size=50),
-        short=1.0,
+        seeds=1,
         switch_epochs=(10, 30, 50),
         taus=(0.05, 0.1, 0.3, 0.5),
         stages=STAGES[1:],  # the quickstart is the synthetic tutorial
@@ -151,13 +148,6 @@ def resolve_profile(name: str) -> dict:
     return prof
 
 
-def available_methods() -> tuple[str, ...]:
-    """Training methods this installation has (`Config.method`): AGGAN plus the baselines added so far."""
-    from . import config
-
-    return tuple(getattr(config, "METHODS", ("aggan",)))
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a profile: which model, on which dataset, for how long, from where."""
@@ -166,8 +156,7 @@ class RunSpec:
     dataset: str
     variant: str = "ours"
     method: str = "aggan"
-    overrides: dict = field(default_factory=dict)  # further config fields (switch_epoch, tau)
-    scale: float = 1.0  # share of the preset's iterations per epoch (< 1: shortened)
+    overrides: dict = field(default_factory=dict)  # further config fields (switch_epoch, tau, seed)
     fork: tuple[str, int] | None = None  # (parent run name, epoch): start from its checkpoint
     label: str = ""  # how tables and figures name it
     preset: str | None = None  # None: the profile's
@@ -176,25 +165,27 @@ class RunSpec:
     def key(self) -> str:
         return f"{self.dataset}/{self.name}"
 
+    @property
+    def seed(self) -> int:
+        return self.overrides.get("seed", 0)
+
 
 def run_specs(profile: dict | str) -> dict[str, RunSpec]:
-    """Every run the profile needs, keyed `dataset/name`."""
+    """Every run the profile needs, keyed `dataset/name`; all on the preset's schedule."""
     prof = resolve_profile(profile) if isinstance(profile, str) else profile
     cfg = preset(prof["preset"])
-    main, short = prof["main"], prof["short"]
-    methods = available_methods()
+    main = prof["main"]
     specs: list[RunSpec] = []
     for ds in dict.fromkeys((*prof["table1"], main)):
-        specs.append(RunSpec("ours", ds, label="Ours"))
-        specs.append(RunSpec("cyclegan", ds, variant="cyclegan", label="CycleGAN"))
+        for name, variant, label in (("ours", "ours", "Ours"), ("cyclegan", "cyclegan", "CycleGAN")):
+            for seed in range(prof["seeds"]):
+                specs.append(RunSpec(name + (f"_seed{seed}" if seed else ""), ds, variant=variant, label=label,
+                                     overrides={"seed": seed} if seed else {}))
         for method in BASELINES:
-            if method in methods:
-                specs.append(RunSpec(method, ds, variant=baseline_variant(method), method=method,
-                                     scale=short, label=METHOD_LABELS[method]))
+            specs.append(RunSpec(method, ds, variant="cyclegan", method=method, label=METHOD_LABELS[method]))
     for v in ABLATIONS:
         fork = ("ours", cfg.switch_epoch) if v in SAME_STAGE1 else None
-        specs.append(RunSpec(v, main, variant=v, scale=1.0 if fork else short, fork=fork,
-                             label=VARIANT_LABELS[v]))
+        specs.append(RunSpec(v, main, variant=v, fork=fork, label=VARIANT_LABELS[v]))
     for s in prof["switch_epochs"]:
         if s != cfg.switch_epoch:
             specs.append(RunSpec(f"switch_{s}", main, overrides={"switch_epoch": s},
@@ -210,11 +201,6 @@ VARIANT_LABELS = {"ours": "Ours", "cycle": "Ours–cycle", "cycleatt": "Ours–c
                   "at": "Ours–At", "d": "Ours–D", "da": "Ours–D–A", "cyclegan": "CycleGAN"}
 METHOD_LABELS = {"aggan": "Ours", "discogan": "DiscoGAN", "ra": "RA", "dualgan": "DualGAN",
                  "unit": "UNIT", "cyclegan": "CycleGAN"}
-
-
-def baseline_variant(method: str) -> str:
-    """The attention variant a baseline runs with: none of them has Eq. 1's attention (A ≡ 1)."""
-    return "cyclegan"
 
 
 # --------------------------------------------------------------------------- paths
@@ -299,45 +285,49 @@ class Context:
         return self.runs_dir / spec.dataset / spec.name
 
     def names(self, group: str) -> list[str]:
-        """Run keys of a group: 'main', 'table1', 'table2', 'switch', 'tau', 'baselines', 'all'."""
+        """Run keys of a group: 'main', 'table1', 'table2', 'switch', 'tau', 'baselines'.
+
+        'table1' holds every training seed (tables average over them); the other groups,
+        which figures show one run of each, the first seed only."""
         specs, main = self.specs, self.profile["main"]
-        on_main = [k for k, s in specs.items() if s.dataset == main]
+        on_main = [k for k, s in specs.items() if s.dataset == main and s.seed == 0]
         groups = {
             "main": [f"{main}/ours"],
             "table1": [k for k, s in specs.items() if s.dataset in self.profile["table1"]
-                       and (s.name in ("ours", "cyclegan") or s.method != "aggan")],
+                       and (s.method != "aggan" or s.label in ("Ours", "CycleGAN"))],
             "table2": [f"{main}/{v}" for v in (*ABLATIONS, "ours")],
             "baselines": [k for k in on_main if specs[k].method != "aggan" or specs[k].name == "cyclegan"],
             "switch": [f"{main}/ours"] + [k for k in on_main if specs[k].name.startswith("switch_")],
             "tau": [f"{main}/ours"] + [k for k in on_main if specs[k].name.startswith("tau_")],
-            "all": list(specs),
         }
         if group not in groups:
             raise KeyError(f"unknown run group {group!r}; choose from {', '.join(groups)}")
         return groups[group]
+
+    def seeds_of(self, key: str) -> list[str]:
+        """`key` and the runs that differ from it only in the training seed."""
+        spec = self.specs[key]
+        return [k for k, s in self.specs.items() if s.dataset == spec.dataset and s.label == spec.label
+                and s.method == spec.method and s.variant == spec.variant and s.fork == spec.fork
+                and {**s.overrides, "seed": 0} == {**spec.overrides, "seed": 0}]
 
     def config_for(self, spec: RunSpec) -> Config:
         """The full config of a run: the profile's preset, the spec's changes, the dataset's path."""
         data = self.dataset_path(spec.dataset)
         cfg = preset(spec.preset or self.profile["preset"], data=str(data), variant=spec.variant,
                      method=spec.method, **spec.overrides)
-        if spec.scale != 1.0:
-            base = _iterations(cfg, data)
-            cfg = dataclasses.replace(cfg, iters_per_epoch=max(1, round(base * spec.scale)))
-        cfg.extra = {**cfg.extra, "agit_run": spec.key, "profile": self.name, "scale": spec.scale,
+        cfg.extra = {**cfg.extra, "agit_run": spec.key, "profile": self.name,
                      "forked_from": f"{spec.fork[0]}@{spec.fork[1]}" if spec.fork else None}
         return cfg
 
     def schedule(self, name: str) -> str:
-        """How a run was trained, in words, for the tables: full, shortened or forked."""
+        """How a run was trained, in words: its schedule, its seed, and whether it was forked."""
         spec = self.spec(name)
         cfg = self.config_for(spec)
         iters = _iterations(cfg, Path(cfg.data))
         text = f"{cfg.epochs} ep × {iters} it" + (f" × batch {cfg.batch_size}" if cfg.batch_size > 1 else "")
-        if spec.scale != 1.0:
-            text = f"shortened to {spec.scale:.0%}: {text}"
-        else:
-            text = f"full: {text}"
+        if spec.seed:
+            text += f", seed {spec.seed}"
         if spec.fork:
             text += f", forked from {spec.fork[0]} at epoch {spec.fork[1]}"
         return text
@@ -349,14 +339,25 @@ class Context:
     def ensure_runs(self, names=None, jobs: int | None = None, evaluate: bool = True) -> dict[str, Path]:
         return ensure_runs(self, names, jobs=jobs or self.jobs, evaluate=evaluate)
 
-    def metrics(self, names) -> dict[str, dict]:
-        """`metrics.json` of each run (those that have one), keyed as given."""
-        out = {}
-        for name in names:
-            path = self.run_dir(name) / "metrics.json"
-            if path.is_file():
-                out[name] = json.loads(path.read_text())
-        return out
+    def references(self, dataset: str | None = None) -> dict[str, dict]:
+        """`agit.evaluate.evaluate_references` on a dataset (identity, second rendering, repaint),
+        cached in `<out>/references/<dataset>.json` for the profile's KID protocol."""
+        from .evaluate import evaluate_references
+
+        dataset = dataset or self.profile["main"]
+        kid = self.profile["kid"]
+        path = self.out / "references" / f"{dataset}.json"
+        size = preset(self.profile["preset"]).size
+        stamp = {"kid": kid, "size": size}
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("stamp") == stamp:
+                return saved["scores"]
+        scores = evaluate_references(self.dataset_path(dataset), size, kid["extractor"], device=self.device or "cpu",
+                                     kid_subsets=kid["subsets"], kid_subset_size=kid["subset_size"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_jsonable({"stamp": stamp, "scores": scores}), indent=1))
+        return scores
 
     def record(self, stage: str, numbers: dict) -> Path:
         """Write a notebook's key numbers to `<out>/notebooks/<stage>.json` (NaN as null)."""
@@ -554,9 +555,8 @@ def _build(spec_dict: dict, cfg_dict: dict, run: str, parent: str | None, kid: d
 
 
 def _cost(ctx: Context, spec: RunSpec) -> float:
-    """Rough training cost of a run, in main runs: its share of iterations not forked."""
-    epochs = ctx.config_for(spec).epochs
-    return spec.scale * (1 - spec.fork[1] / epochs if spec.fork else 1)
+    """Rough training cost of a run, in main runs: its share of epochs not forked."""
+    return 1 - spec.fork[1] / ctx.config_for(spec).epochs if spec.fork else 1
 
 
 def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) -> dict[str, Path]:
@@ -787,7 +787,7 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
               f"{prof['kid']['subsets']} subsets of {prof['kid']['subset_size']}. "
               f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `agit reproduce --profile {ctx.name}`.", ""]
     if prof["kid"]["extractor"] != "inception":
-        lines += ["KID here uses the offline `domain-cnn` features: its values are **not comparable** with the "
+        lines += [f"KID here uses the offline `{prof['kid']['extractor']}` features: its values are **not comparable** with the "
                   "paper's Inception KID, which the tables show beside them for reference.", ""]
     if failure:
         lines += ["## Failed", "", "```", failure, "```", ""]

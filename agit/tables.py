@@ -1,12 +1,20 @@
 """Tables 1 and 2 in the paper's layout, our numbers beside the published ones.
 
-Each table is KID×100 ± std×100 per translation direction, with the feature
-extractor named in the column header (``domain-cnn`` KID is not comparable with the
-paper's Inception KID; the published column is there to compare rankings, not
-values). On data with ground-truth masks (the synthetic sets) the tables also carry
-what the paper could only show: attention IoU at τ, background PSNR, mean attention
-on images without the object, and the share classified as the target domain.
-A ``training`` column says which runs were shortened or forked.
+On data with counterfactuals (agit's synthetic pairs) the tables lead with the columns
+that rank methods for the right reasons: the distance of the translations to the true
+translations (KID to the counterfactual set, a texture distance inside the object, PSNR
+over the whole image), the share of translated objects that an object-only classifier
+takes for the target's, and the ground truth the masks allow (attention IoU at τ,
+background PSNR, attention on object-free images). The paper's own number — KID, the
+mean of KID against the target and against the source test set — follows, with its
+feature extractor in the header and the published value beside it (Inception features
+on the real dataset: compare rankings, not values).
+
+A row trained with several seeds shows mean ± std over them; the std is the yardstick
+of every comparison (`comparisons`): a difference smaller than it is not a result.
+Table 1 ends with reference rows that need no training (the input returned unchanged,
+a second rendering of the counterfactuals, a background repaint), which give the
+columns their scale.
 
 Every table is written twice: CSV with plain numbers, Markdown formatted for reading.
 """
@@ -17,6 +25,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 # Published reference values — quoted from the paper, not measured here.
@@ -42,41 +51,57 @@ PAPER_TABLE2 = {
 }
 PAPER_COLUMNS = ("A→O", "O→A", "Z→H", "H→Z", "L→T", "T→L")  # the paper's column order
 
-# Direction labels (s2t, t2s) by dataset; the synthetic sets are horse (A) ↔ zebra (B).
+# Direction labels (s2t, t2s) by dataset; the synthetic sets are named after their style.
 DIRECTION_LABELS = {"horse2zebra": ("H→Z", "Z→H"), "apple2orange": ("A→O", "O→A"),
-                    "lion2tiger": ("L→T", "T→L"), "summer2winter_yosemite": ("S→W", "W→S")}
-GROUND_TRUTH = (("iou", "IoU@τ", 3), ("bg_psnr", "bg PSNR dB", 1), ("empty_att", "empty-image att", 3),
-                ("target_rate", "target rate", 2))
+                    "lion2tiger": ("L→T", "T→L"), "summer2winter_yosemite": ("S→W", "W→S"),
+                    "star2leopard": ("S→L", "L→S")}
+
+# (metrics.json key, header, digits, which way is better); the counterfactual columns rank.
+COLUMNS = (
+    ("cf_kid", "KID×100 to counterfactual [{ex}]", 2, "lower"),
+    ("texture", "texture dist. to counterfactual", 3, "lower"),
+    ("cf_psnr", "PSNR to counterfactual dB", 1, "higher"),
+    ("object_target", "object → target", 2, "higher"),
+    ("iou", "IoU@τ", 3, "higher"),
+    ("bg_psnr", "bg PSNR dB", 1, "higher"),
+    ("empty_att", "object-free att", 3, "lower"),
+    ("kid", "KID×100 [{ex}], paper protocol", 2, "lower"),
+)
+RANKING = ("cf_kid", "texture", "object_target", "bg_psnr", "iou", "empty_att")  # what `comparisons` reports
+KID_LIKE = ("cf_kid", "kid")  # their subset std is kept apart from the seed std
+REFERENCE_LABELS = {"identity": "reference: identity (input unchanged)",
+                    "counterfactual_again": "reference: counterfactual, 2nd rendering",
+                    "repaint": "reference: repaint (background swapped)"}
+
+
+def style_of(data: str | Path) -> str | None:
+    """The synthetic style of a dataset folder (meta.json), None for other data."""
+    meta = Path(data) / "meta.json"
+    return json.loads(meta.read_text())["params"].get("style", "horse2zebra") if meta.is_file() else None
 
 
 def direction_labels(data: str | Path) -> tuple[str, str]:
     """(s2t, t2s) labels of a dataset folder."""
     data = Path(data)
-    if data.name in DIRECTION_LABELS:
-        return DIRECTION_LABELS[data.name]
-    if (data / "meta.json").is_file():  # agit.synthetic: horse on meadow (A), zebra on savanna (B)
-        return DIRECTION_LABELS["horse2zebra"]
-    return ("A→B", "B→A")
+    name = style_of(data) or data.name
+    return DIRECTION_LABELS.get(name, ("A→B", "B→A"))
 
 
 def reference_name(data: str | Path) -> str:
     """The paper's dataset the reference column comes from."""
-    data = Path(data)
-    return "horse2zebra" if (data / "meta.json").is_file() else data.name
+    return style_of(data) or Path(data).name
 
 
 def _ordered(labels) -> list[str]:
     return sorted(labels, key=lambda x: PAPER_COLUMNS.index(x) if x in PAPER_COLUMNS else 99)
 
 
-def _pm(mean, std, digits=2) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _finite(x) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
 def _num(x, digits) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    return f"{x:.{digits}f}" if _finite(x) else "n/a"
 
 
 def _metrics(run: Path) -> dict | None:
@@ -84,108 +109,184 @@ def _metrics(run: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def kid_table(rows: dict[str, dict], reference: dict[str, dict], ctx, title: str):
-    """rows: {label: {dataset: run key or None}}. Returns (numeric DataFrame, formatted DataFrame, caption)."""
+def seed_stats(results: list[dict], key: str) -> dict:
+    """Mean and std over training seeds of one metric (and, for KID, the mean subset std)."""
+    values = np.array([r.get(key, math.nan) for r in results], dtype=float)
+    values = values[np.isfinite(values)]
+    out = {"mean": float(values.mean()) if len(values) else math.nan,
+           "seed_std": float(values.std(ddof=1)) if len(values) > 1 else math.nan, "seeds": len(values)}
+    base, _, d = key.rpartition("_")
+    if base in KID_LIKE:
+        out["subset_std"] = float(np.nanmean([r.get(f"{base}_std_{d}", math.nan) for r in results]))
+    return out
+
+
+def _cell(stats: dict, digits: int) -> str:
+    if not _finite(stats["mean"]):
+        return "n/a"
+    text = f"{stats['mean']:.{digits}f}"
+    if _finite(stats["seed_std"]):
+        text += f" ± {stats['seed_std']:.{digits}f}"
+        if "subset_std" in stats:
+            text += f" (±{stats['subset_std']:.{digits}f})"
+    elif "subset_std" in stats and _finite(stats["subset_std"]):
+        text += f" ± {stats['subset_std']:.{digits}f}"
+    return text
+
+
+def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict], ctx, title: str):
+    """rows: {label: {dataset: [metrics.json dicts, one per seed]}} -> (numbers, formatted, caption)."""
     ex = ctx.profile["kid"]["extractor"]
     datasets = list(dict.fromkeys(ds for r in rows.values() for ds in r))
-    has_masks = {ds: (ctx.dataset_path(ds) / "testA_mask").is_dir() for ds in datasets}
+    labels = {ds: dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(ds)))) for ds in datasets}
+    # a column only where some row has a value (no counterfactuals, no masks: those columns go)
+    shown = [c for c in COLUMNS if any(_finite(m.get(f"{c[0]}_{d}")) for r in rows.values()
+                                       for results in r.values() for m in results for d in ("s2t", "t2s"))]
     num, fmt = {}, {}
     for label, by_ds in rows.items():
         n, f = {}, {}
-        schedules = []
         for ds in datasets:
-            key = by_ds.get(ds)
-            m = _metrics(ctx.run_dir(key)) if key else None
-            if key and m:
-                schedules.append(ctx.schedule(key))
-            labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(ds))))
-            for d in ("s2t", "t2s"):
-                lab = labels[d]
-                kid, std = (m[f"kid_{d}"], m[f"kid_std_{d}"]) if m else (math.nan, math.nan)
-                n[f"{lab} KID×100"], n[f"{lab} KID std×100"] = kid, std
-                f[f"{lab} KID×100 [{ex}]"] = _pm(kid, std) if m else "not run"
+            results = by_ds.get(ds, [])
+            for d, lab in labels[ds].items():
+                for key, header, digits, _ in shown:
+                    stats = seed_stats(results, f"{key}_{d}")
+                    n[f"{lab} {key}"], n[f"{lab} {key} seed std"] = stats["mean"], stats["seed_std"]
+                    if "subset_std" in stats:
+                        n[f"{lab} {key} subset std"] = stats["subset_std"]
+                    f[f"{lab} {header.format(ex=ex)}"] = _cell(stats, digits) if results else "not run"
                 ref = reference.get(label, {}).get(lab)
                 n[f"{lab} paper KID×100"], n[f"{lab} paper std×100"] = ref if ref else (math.nan, math.nan)
-                f[f"{lab} paper [Inception, {reference_name(ctx.dataset_path(ds))}]"] = _pm(*ref) if ref else "—"
-                if has_masks[ds]:
-                    for k, name, digits in GROUND_TRUTH:
-                        v = m.get(f"{k}_{d}", math.nan) if m else math.nan
-                        n[f"{lab} {name}"] = v
-                        f[f"{lab} {name}"] = _num(v, digits)
-        n["training"] = f["training"] = "; ".join(dict.fromkeys(schedules)) or "not run"
+                f[f"{lab} paper KID×100 [Inception, {reference_name(ctx.dataset_path(ds))}]"] = (
+                    f"{ref[0]:.2f} ± {ref[1]:.2f}" if ref else "—")
+        n["seeds"] = f["seeds"] = max((len(r) for r in by_ds.values()), default=0)
         num[label], fmt[label] = n, f
-    num_df = pd.DataFrame.from_dict(num, orient="index")
-    fmt_df = pd.DataFrame.from_dict(fmt, orient="index")
-    # the paper's column order: per direction label
-    def order(cols):
-        labs = _ordered(dict.fromkeys(c.split(" ", 1)[0] for c in cols if c != "training"))
-        return [c for lab in labs for c in cols if c.split(" ", 1)[0] == lab] + ["training"]
+    num_df, fmt_df = pd.DataFrame.from_dict(num, orient="index"), pd.DataFrame.from_dict(fmt, orient="index")
+
+    def order(cols):  # the paper's column order: per direction label
+        labs = _ordered(dict.fromkeys(c.split(" ", 1)[0] for c in cols if c != "seeds"))
+        return [c for lab in labs for c in cols if c.split(" ", 1)[0] == lab] + ["seeds"]
+
     num_df, fmt_df = num_df[order(list(num_df.columns))], fmt_df[order(list(fmt_df.columns))]
     num_df.index.name = fmt_df.index.name = "algorithm"
-    kid = ctx.profile["kid"]
-    caption = (f"**{title}** KID×100 ± std×100 (lower is better), features: `{ex}`, "
-               f"{kid['subsets']} subsets of {kid['subset_size']}, mean of KID vs target and vs source test set "
-               f"(the paper's protocol). `paper` columns: the published values (Inception features, the real "
-               f"dataset named), quoted for reference"
-               + ("; `domain-cnn` values are not comparable with them — compare rankings." if ex != "inception" else ".")
-               + (" Ground truth (synthetic masks): IoU of [A > τ] with the object, PSNR of the background, "
-                  "mean attention on object-free images (ideal 0), share classified as the target domain."
-                  if any(has_masks.values()) else ""))
-    return num_df, fmt_df, caption
+    return num_df, fmt_df, _caption(ctx, title, {c[0] for c in shown})
 
 
-def table1(ctx):
-    """Table 1: our method, CycleGAN and the baselines on each of the profile's Table 1 datasets."""
-    from .reproduce import METHOD_LABELS
+def _caption(ctx, title: str, shown: set) -> str:
+    ex, kid = ctx.profile["kid"]["extractor"], ctx.profile["kid"]
+    epochs = ctx.config_for(ctx.specs[f"{ctx.profile['main']}/ours"])
+    parts = [f"**{title}**"]
+    if "cf_kid" in shown:
+        parts.append("Ranked by the distance to the counterfactual — the true translation the synthetic pair "
+                     "renders for every test image (same scene, the other domain's object): KID×100 of the "
+                     f"translations against the counterfactual set (`{ex}` features, {kid['subsets']} subsets of "
+                     f"{kid['subset_size']}; lower is better), a texture distance inside the true object mask "
+                     "(colour and oriented-energy statistics, blind to stripe phase; lower is better), PSNR over "
+                     "the whole image (mostly the background; no method can predict a stripe's phase), and the "
+                     "share of translated objects an object-only classifier takes for the target's.")
+    if "iou" in shown or "bg_psnr" in shown:
+        parts.append("Ground truth from the masks: IoU of [A > τ] with the object, PSNR of the background "
+                     "(outside the mask), mean attention on object-free images (ideal 0).")
+    parts.append(f"`KID×100 [{ex}], paper protocol`: the paper's number, the mean of KID against the target and "
+                 "against the source test set; beside it the published value (Inception features on the real "
+                 "dataset): compare rankings, not values."
+                 + (" On the synthetic pair this column cannot tell a perfect translation from the input returned "
+                    "unchanged (see the reference rows): a half-source, half-target image is as close to both sets "
+                    "whatever it gets right, which is why the counterfactual columns rank." if "cf_kid" in shown else ""))
+    parts.append("Cells: mean ± std over the training seeds (column `seeds`); KID cells add the mean std over its "
+                 "subsets in parentheses (alone where one seed). Every run trains the same schedule: "
+                 f"{ctx.schedule('ours').split(',')[0]}.")
+    return " ".join(parts)
 
-    rows: dict[str, dict] = {}
-    for label in PAPER_TABLE1:  # paper's row order; every row kept, measured or not
-        rows[label] = {}
+
+def _results(ctx, keys) -> list[dict]:
+    return [m for m in (_metrics(ctx.run_dir(k)) for k in keys) if m]
+
+
+def table1(ctx, references: bool = True):
+    """Table 1: our method, CycleGAN and the baselines on each of the profile's Table 1 datasets,
+    every seed averaged; reference rows on synthetic data."""
+    rows: dict[str, dict] = {label: {} for label in PAPER_TABLE1}  # paper's row order, every row kept
     for key in ctx.names("table1"):
         spec = ctx.specs[key]
-        label = "Ours" if spec.name == "ours" else "CycleGAN" if spec.name == "cyclegan" else METHOD_LABELS[spec.method]
-        rows.setdefault(label, {})[spec.dataset] = key
-    for label in rows:
+        rows.setdefault(spec.label, {})[spec.dataset] = _results(ctx, ctx.seeds_of(key))
+    if references:
         for ds in ctx.profile["table1"]:
-            rows[label].setdefault(ds, None)
+            if style_of(ctx.dataset_path(ds)):
+                for kind, scores in ctx.references(ds).items():
+                    rows.setdefault(REFERENCE_LABELS[kind], {})[ds] = [scores]
     return kid_table(rows, PAPER_TABLE1, ctx, "Table 1.")
 
 
 def table2(ctx):
-    """Table 2: the ablations on the main dataset."""
-    from .reproduce import VARIANT_LABELS
-
+    """Table 2: the ablations on the main dataset (Ours with every seed)."""
     main = ctx.profile["main"]
-    rows = {VARIANT_LABELS[k.split("/")[1]]: {main: k} for k in ctx.names("table2")}
+    rows = {ctx.specs[k].label: {main: _results(ctx, ctx.seeds_of(k))} for k in ctx.names("table2")}
     return kid_table(rows, PAPER_TABLE2, ctx, "Table 2.")
 
 
+def comparisons(ctx, against=("CycleGAN", REFERENCE_LABELS["identity"])):
+    """Ours against each row of `against` on the main dataset, per ranking metric and direction,
+    with the seed spread beside every difference and a verdict that respects it.
+
+    The spread is the larger of the two rows' std over seeds (a reference row has none).
+    A difference is called a result only when it exceeds twice that spread."""
+    num, _, _ = table1(ctx)
+    main = ctx.profile["main"]
+    rows = []
+    for other in against:
+        if other not in num.index:
+            continue
+        for d, lab in zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(main))):
+            for key in RANKING:
+                col = f"{lab} {key}"
+                if col not in num.columns or not _finite(num.loc["Ours", col]) or not _finite(num.loc[other, col]):
+                    continue
+                better = next(c[3] for c in COLUMNS if c[0] == key)
+                ours, theirs = num.loc["Ours", col], num.loc[other, col]
+                spread = np.nanmax([num.loc["Ours", f"{col} seed std"], num.loc[other, f"{col} seed std"]])
+                diff = ours - theirs
+                wins = diff < 0 if better == "lower" else diff > 0
+                verdict = ("within the seed spread: not a result" if not abs(diff) > 2 * spread
+                           else f"Ours {'better' if wins else 'worse'}")
+                rows.append({"versus": other, "direction": lab, "metric": key, "Ours": ours, "other": theirs,
+                             "difference": diff, "seed spread": spread, "verdict": verdict})
+    df = pd.DataFrame(rows)
+    fmt = df.copy()
+    for c in ("Ours", "other", "difference", "seed spread"):
+        if c in fmt:
+            fmt[c] = [f"{v:.3g}" if _finite(v) else "n/a" for v in df[c]]
+    caption = ("**Comparisons.** Ours against CycleGAN and against the identity on the ranking columns of "
+               "Table 1 (means over seeds). Seed spread: the larger std over training seeds of the two rows; "
+               "a difference is called a result only when it exceeds twice the spread.")
+    return df, fmt, caption
+
+
 def sweep_table(ctx, group: str):
-    """Fig. 7 (group 'switch') or Fig. 8 ('tau') as numbers: one row per value."""
+    """Fig. 7 (group 'switch') or Fig. 8 ('tau') as numbers: one row per value (one seed)."""
     field_name = {"switch": "switch_epoch", "tau": "tau"}[group]
-    rows = {}
+    ex = ctx.profile["kid"]["extractor"]
+    num, fmt = {}, {}
     for key in ctx.names(group):
         cfg = ctx.config_for(ctx.specs[key])
         m = _metrics(ctx.run_dir(key)) or {}
         labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(ctx.specs[key].dataset))))
-        row = {field_name: getattr(cfg, field_name)}
+        n, f = {field_name: getattr(cfg, field_name)}, {field_name: getattr(cfg, field_name)}
         for d in ("s2t", "t2s"):
-            row[f"{labels[d]} KID×100"] = m.get(f"kid_{d}", math.nan)
-            for k, name, _ in GROUND_TRUTH:
-                row[f"{labels[d]} {name}"] = m.get(f"{k}_{d}", math.nan)
-        row["training"] = ctx.schedule(key)
-        rows[key.split("/")[1]] = row
-    df = pd.DataFrame.from_dict(rows, orient="index").sort_values(field_name)
-    df.index.name = "run"
-    fmt = df.copy()
-    for c in fmt.columns:
-        if c not in ("training", field_name):
-            fmt[c] = [_num(v, 3 if "IoU" in c or "att" in c else 2) for v in df[c]]
+            for k, header, digits, _ in COLUMNS:
+                v = m.get(f"{k}_{d}", math.nan)
+                column = f"{labels[d]} {header.format(ex=ex)}"
+                n[column], f[column] = v, _num(v, digits)
+        n["training"] = f["training"] = ctx.schedule(key)
+        num[key.split("/")[1]], fmt[key.split("/")[1]] = n, f
+    df = pd.DataFrame.from_dict(num, orient="index").sort_values(field_name)
+    keep = [c for c in df.columns if c in ("training", field_name) or df[c].notna().any()]
+    df, fmt_df = df[keep], pd.DataFrame.from_dict(fmt, orient="index").loc[df.index, keep]
+    df.index.name = fmt_df.index.name = "run"
     what = {"switch": "Fig. 7 as numbers: the epoch of the stage switch",
             "tau": "Fig. 8 as numbers: the threshold τ of the stage-2 discriminator (Eq. 6)"}[group]
-    caption = (f"**{what}.** KID×100 with `{ctx.profile['kid']['extractor']}` features; IoU at each run's own τ. "
+    caption = (f"**{what}.** One training seed; columns as in Table 1, IoU at each run's own τ. "
                "Forked runs share the main run's epochs before the fork.")
-    return df, fmt, caption
+    return df, fmt_df, caption
 
 
 def save_table(num: pd.DataFrame, fmt: pd.DataFrame, caption: str, folder: str | Path, name: str) -> dict:

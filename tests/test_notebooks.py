@@ -20,7 +20,7 @@ from agit.cli import main
 from agit.tables import PAPER_TABLE1, PAPER_TABLE2
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("table1_kid", "table2_ablations", "fig7_switch_sweep", "fig8_tau_sweep")
+TABLES = ("table1_kid", "table2_ablations", "comparisons", "fig7_switch_sweep", "fig8_tau_sweep")
 FIGURES = ("data_ci", "losses_ci_ours", "attention_ci_ours", "fig3_attention_maps", "fig4_5_translations",
            "fig7_switch_sweep", "fig8_tau_sweep", "fig10_ablations", "fig17_object_free", "explore_panel")
 
@@ -70,16 +70,17 @@ def test_reproduce_ci_writes_every_notebook_table_figure_and_the_report(ci_out):
         assert f"(figures/{name}.png)" in report
     for stage in reproduce.STAGES:
         assert f"(notebooks/{stage}.ipynb)" in report and f"(notebooks/{stage}.json)" in report
-    assert "Ours–D–A" in report and "domain-cnn" in report and "Failed" not in report
+    assert "Ours–D–A" in report and "scene-cnn" in report and "Failed" not in report
 
 
 def test_reproduce_ci_records_sane_numbers(ci_out):
     quick = numbers(ci_out, "00_quickstart")["metrics"]
-    assert quick["kid_extractor"] == "domain-cnn"
+    assert quick["kid_extractor"] == "scene-cnn"
     for d in ("s2t", "t2s"):
-        assert math.isfinite(quick[f"kid_{d}"]) and quick[f"kid_std_{d}"] >= 0
+        for kid in ("kid", "cf_kid"):
+            assert math.isfinite(quick[f"{kid}_{d}"]) and quick[f"{kid}_std_{d}"] >= 0
         assert 0 <= quick[f"iou_{d}"] <= 1 and 0 <= quick[f"empty_att_{d}"] <= 1
-        assert 0 < quick[f"bg_psnr_{d}"] <= 100 and 0 <= quick[f"target_rate_{d}"] <= 1
+        assert 0 < quick[f"bg_psnr_{d}"] <= 100 and 0 <= quick[f"object_target_{d}"] <= 1
     data = numbers(ci_out, "01_data")["counts"]
     assert data["ci/trainA"]["images"] == 16 and data["ci/testB"]["masks"] == 12
     train = numbers(ci_out, "02_train")
@@ -87,14 +88,19 @@ def test_reproduce_ci_records_sane_numbers(ci_out):
     assert all(math.isfinite(v) for v in train["final_losses"].values())
     runs = numbers(ci_out, "03_ablations")["runs"]
     assert {"ci/cycle", "ci/da", "ci/cyclegan", "ci/tau_0.5", "ci/switch_2"} <= set(runs)
-    assert "forked from ours" in runs["ci/da"]["schedule"]
+    assert "forked from ours" in runs["ci/da"]["schedule"] and "seed 1" in runs["ci/ours_seed1"]["schedule"]
     tables = numbers(ci_out, "04_kid_tables")
-    assert tables["extractor"] == "domain-cnn"
+    assert tables["extractor"] == "scene-cnn"
     t1, t2 = tables["table1"], tables["table2"]
-    assert math.isfinite(t1["Ours"]["H→Z KID×100"]) and math.isfinite(t1["CycleGAN"]["Z→H KID×100"])
+    assert math.isfinite(t1["Ours"]["H→Z cf_kid"]) and math.isfinite(t1["CycleGAN"]["Z→H kid"])
+    assert t1["Ours"]["seeds"] == t1["CycleGAN"]["seeds"] == 2 and t1["DualGAN"]["seeds"] == 1
+    assert t1["Ours"]["H→Z cf_kid seed std"] >= 0 and t1["Ours"]["H→Z cf_kid subset std"] >= 0
     assert t1["Ours"]["H→Z paper KID×100"] == 6.93 and t2["Ours–cycle"]["Z→H paper KID×100"] == 64.55
-    assert all(math.isfinite(t2[row]["H→Z KID×100"]) for row in PAPER_TABLE2)
-    assert 0 <= t2["Ours"]["H→Z IoU@τ"] <= 1 and t1["CycleGAN"]["H→Z IoU@τ"] is None  # no attention
+    assert all(math.isfinite(t2[row]["H→Z kid"]) for row in PAPER_TABLE2)
+    assert 0 <= t2["Ours"]["H→Z iou"] <= 1 and t1["CycleGAN"]["H→Z iou"] is None  # no attention
+    identity = t1["reference: identity (input unchanged)"]
+    assert identity["H→Z bg_psnr"] == 100 and identity["H→Z object_target"] == 0
+    assert t1["reference: counterfactual, 2nd rendering"]["Z→H object_target"] > 0.5
     assert set(numbers(ci_out, "05_figures")["figures"]) >= {f for f in FIGURES if f.startswith("fig")}
     explore = numbers(ci_out, "06_explore")
     assert 0 <= explore["attention_mean"] <= 1 and 0 <= explore["share_above_tau"] <= 1
@@ -132,8 +138,12 @@ def test_profiles_are_data_and_derive_their_runs():
     assert quick["main"] == Path(PRESETS["quick"]["data"]).name and quick["datasets"][quick["main"]]["size"] == PRESETS["quick"]["size"]
     specs = reproduce.run_specs(quick)
     main = quick["main"]
-    assert specs[f"{main}/ours"].scale == specs[f"{main}/cyclegan"].scale == 1.0
-    assert specs[f"{main}/cycle"].scale == quick["short"] < 1
+    cfgs = {k: reproduce.context("quick").config_for(s) for k, s in specs.items()}
+    schedule = {(c.epochs, c.iters_per_epoch, c.batch_size, c.switch_epoch) for c in cfgs.values()
+                if c.switch_epoch == PRESETS["quick"]["switch_epoch"]}
+    assert len(schedule) == 1  # every run sees the same images for as long: none is shortened
+    assert [cfgs[f"{main}/ours{s}"].seed for s in ("", "_seed1", "_seed2")] == [0, 1, 2]
+    assert {f"{main}/{m}" for m in ("discogan", "ra", "dualgan", "unit")} <= set(specs)
     assert specs[f"{main}/d"].fork == ("ours", PRESETS["quick"]["switch_epoch"])
     assert all(s.fork for k, s in specs.items() if "/tau_" in k or "/switch_" in k)
     assert f"{main}/tau_0.1" not in specs  # the default threshold is the main run

@@ -156,15 +156,16 @@ NOTEBOOKS = {
         "(Fig. 7) and the threshold sweep (Fig. 8). Runs already finished are reused; `Ours–D`, `Ours–D–A` "
         "and the sweeps start from the main run's checkpoint where they stop being identical to it.",
         [
-            code('names = list(dict.fromkeys(ctx.names("table2") + ctx.names("baselines") + ctx.names("switch")\n'
+            code('names = list(dict.fromkeys(ctx.names("table2") + ctx.names("table1") + ctx.names("switch")\n'
                  '                           + ctx.names("tau")))\nctx.ensure_runs(names);'),
-            md("## What was trained, and how long\n`shortened` runs had fewer iterations per epoch than the "
-               "preset (same epochs, same switch); `forked` runs share the main run's first epochs."),
+            md("## What was trained, and how long\nEvery run trains the same schedule (the same images, epochs "
+               "and switch); `seed N` runs repeat Ours and CycleGAN with other training seeds; `forked` runs "
+               "share the main run's first epochs."),
             code('import pandas as pd\n\nrows = {}\nfor key in names:\n    spec = ctx.specs[key]\n'
                  '    m = json.loads((ctx.run_dir(key) / "metrics.json").read_text())\n'
                  '    rows[key] = {"label": spec.label, "method": spec.method, "variant": spec.variant,\n'
                  '                 "schedule": ctx.schedule(key),\n'
-                 '                 **{f"{k}_{d}": m[f"{k}_{d}"] for k in ("kid", "iou", "bg_psnr", "empty_att")\n'
+                 '                 **{f"{k}_{d}": m[f"{k}_{d}"] for k in ("cf_kid", "texture", "iou", "bg_psnr", "empty_att")\n'
                  '                    for d in ("s2t", "t2s")}}\nsummary = pd.DataFrame.from_dict(rows, orient="index")\n'
                  'summary'),
             md("## Attention during training, per variant\nMean attention on the probe images per epoch "
@@ -187,6 +188,10 @@ NOTEBOOKS = {
             md("## Table 2 — ablations"),
             code('t2 = tables.table2(ctx)\nsaved["table2_ablations"] = tables.save_table(*t2, ctx.tables_dir, "table2_ablations")\n'
                  'display(Markdown(saved["table2_ablations"]["md"].read_text()))'),
+            md("## What the seed spread allows us to say\nOurs against CycleGAN and the identity, every difference "
+               "beside the spread over training seeds."),
+            code('saved["comparisons"] = tables.save_table(*tables.comparisons(ctx), ctx.tables_dir, "comparisons")\n'
+                 'display(Markdown(saved["comparisons"]["md"].read_text()))'),
             md("## The sweeps of Figs. 7 and 8, as numbers"),
             code('for group, name in (("switch", "fig7_switch_sweep"), ("tau", "fig8_tau_sweep")):\n'
                  '    saved[name] = tables.save_table(*tables.sweep_table(ctx, group), ctx.tables_dir, name)\n'
