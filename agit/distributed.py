@@ -30,6 +30,16 @@ def setup(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit name is honoured (and checked)."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} asked for, but CUDA is not available here")
+    return device
+
+
 def local_device(device: torch.device) -> torch.device:
     """Each rank on its own GPU (torchrun's LOCAL_RANK); CPU ranks share the CPU."""
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:

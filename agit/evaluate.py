@@ -8,7 +8,6 @@ where masks exist, against the true object masks. Results land in
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from .data import domain_folders, mask_folder_for
 from .metrics import EXTRACTORS, DomainCNN, evaluate_direction, to_uint8
 from .model import DIRECTIONS, AGGAN
-from .train import load_model
+from .run import Run
 from .translate import translate_dataset
 
 METRIC_KEYS = ("kid", "kid_std", "iou", "iou_sweep", "bg_psnr", "fg_change", "empty_att", "target_rate")
@@ -50,8 +49,8 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "domain-cnn", device=None, b
     if kid not in (*EXTRACTORS, "none"):
         raise ValueError(f"--kid must be one of {', '.join(EXTRACTORS)} or none, got {kid!r}")
     start = time.time()
-    run = Path(run_dir)
-    model = load_model(run, device=device)
+    run = Run(run_dir)
+    model = run.load_model(device=device)
     data = Path(data_dir or model.cfg.data)
     folders = dict(zip(DIRECTIONS, domain_folders(data, "test")))  # s2t translates testA
     extractor = EXTRACTORS[kid](data, device or "cpu") if kid != "none" else None
@@ -70,7 +69,7 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "domain-cnn", device=None, b
                                kid_subset_size=kid_subset_size, seed=seed)
         result.update({f"{k}_{d}": m[k] for k in METRIC_KEYS})
     result["seconds"] = round(time.time() - start, 2)
-    (run / "metrics.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    run.write_metrics(result)
     return result
 
 

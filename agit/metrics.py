@@ -28,7 +28,6 @@ maps are N×1×H×W, masks in {0, 1}, attention in [0, 1]; extractors take uint8
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
 from .data import domain_folders, list_images, read_rgb
+from .run import Run
 
 # --------------------------------------------------------------------------- KID
 
@@ -423,11 +423,10 @@ def collect(runs) -> pd.DataFrame:
     """
     rows = {}
     for run in map(Path, runs):
-        run_dir = run.parent if run.suffix == ".json" else run
-        row = json.loads((run_dir / "metrics.json").read_text())
-        config_file = run_dir / "config.json"
-        if config_file.is_file():
-            config = json.loads(config_file.read_text())
+        run_dir = Run(run.parent if run.suffix == ".json" else run)
+        row = run_dir.metrics()
+        config = run_dir.config_dict()
+        if config is not None:
             row.update({k: config.get(k) for k in ("method", "variant", "preset")})
-        rows[run_dir.name] = row
+        rows[run_dir.path.name] = row
     return pd.DataFrame.from_dict(rows, orient="index")

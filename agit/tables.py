@@ -13,11 +13,12 @@ Every table is written twice: CSV with plain numbers, Markdown formatted for rea
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
+
+from .run import Run
 
 # Published reference values — quoted from the paper, not measured here.
 # Mejjati et al., NeurIPS 2018, Table 1: KID×100 ± std×100, Inception features,
@@ -80,8 +81,7 @@ def _num(x, digits) -> str:
 
 
 def _metrics(run: Path) -> dict | None:
-    path = Path(run) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return Run(run).metrics()
 
 
 def kid_table(rows: dict[str, dict], reference: dict[str, dict], ctx, title: str):
