@@ -18,6 +18,11 @@ import torch
 import torch.distributed as dist
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: torch.device) -> tuple[int, int]:
     """Join the process group torchrun describes in the environment; (rank, world size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

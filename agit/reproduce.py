@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import PRESETS, Config, preset
-from .run import HOW_KEYS, Run, RunError, config_changes, folder_lock
+from .locks import FolderLocked, folder_lock
+from .run import HOW_KEYS, Run, RunError, config_changes
 
 STAGES = ("00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
           "06_explore")
@@ -430,7 +431,7 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
                     paths[name] = download(name, data_root)
                 else:
                     raise ValueError(f"dataset {name}: unknown source {source!r}")
-        except RunError:  # another process is making it: no use listing what else is missing
+        except FolderLocked:  # another process is making it: no use listing what else is missing
             raise
         except Exception as err:  # noqa: BLE001 - collected, then re-raised below
             problems.append(err)

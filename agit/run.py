@@ -27,23 +27,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import io
 import json
 import math
 import os
 import pickle
+import re
 import shutil
-import socket
-import sys
-import tempfile
-import time
-import warnings
+import secrets
 from pathlib import Path
 
 import torch
 
 from .config import Config
+from .locks import folder_lock
 
 # Fields that change how a run computes or what it records, not what it learns: a resume
 # may change them (the log records it), and reproduce ignores them when comparing runs.
@@ -63,10 +60,6 @@ class RunError(RuntimeError):
 
 class RunExists(RunError):
     """The folder holds another run's files."""
-
-
-class FolderLocked(RunError):
-    """Another process holds the folder's lock."""
 
 
 class ResumeMismatch(RunError):
@@ -381,15 +374,15 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
 
 def _write_atomically(target: Path, data) -> None:
     """`data` into `target` via a temporary file unique to this call: whole or not at all."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(tmp, "xb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
         dir_fd = os.open(target.parent, os.O_RDONLY)
@@ -409,71 +402,6 @@ def _first_line(err: BaseException) -> str:
 
 
 def _unsupported(err: BaseException) -> str:
-    """The forbidden global torch names (e.g. 'Unsupported global: GLOBAL posix.system')."""
-    lines = [line.strip() for line in str(err).splitlines()]
-    return next((line.split(" Please")[0].rstrip(".") for line in lines if "Unsupported global" in line or
-                 "Unsupported operand" in line), _first_line(err))
-
-
-_HELD: set[str] = set()  # lock files this process holds: a second `with` on one is a no-op
-
-
-@contextlib.contextmanager
-def folder_lock(lock_file: Path, what: str):
-    """Hold `lock_file` exclusively for the block, or raise FolderLocked naming the holder.
-
-    The lock is flock() on the file, which the kernel drops when its holder exits however
-    it exits: a lock file whose flock is free was left by a process that is gone (stale) and
-    is taken over. The file holds the holder's pid, host and command, for the message.
-    """
-    key = os.path.realpath(lock_file)
-    if key in _HELD:
-        yield
-        return
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd) or "another process"
-            os.close(fd)
-            raise FolderLocked(f"{what} is in use by {holder}; wait for it to finish, or stop it") from None
-        except OSError as err:  # a filesystem without flock (some network mounts)
-            os.close(fd)
-            warnings.warn(f"cannot lock {lock_file} ({err.strerror}): make sure no other process uses {what}",
-                          stacklevel=3)
-            yield
-            return
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock_file))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the holder removed the file as we opened it: lock the new one
-    stale = _holder(fd)
-    if stale:
-        print(f"{what}: taking over the stale lock of {stale} (no longer running)", file=sys.stderr)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200]}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me).encode(), 0)
-    _HELD.add(key)
-    try:
-        yield
-    finally:
-        _HELD.discard(key)
-        lock_file.unlink(missing_ok=True)  # first: whoever opened this file meanwhile sees it is gone (samestat)
-        os.close(fd)
-
-
-def _holder(fd: int) -> str | None:
-    """Who the lock file names, in words; None if it names no one (new, or being written)."""
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"null")
-    except (OSError, ValueError):
-        info = None
-    if not isinstance(info, dict):
-        return None
-    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')} ({info.get('command')})"
+    """What torch's weights-only unpickler refused, e.g. 'GLOBAL posix.system'."""
+    found = re.search(r"GLOBAL (\S+?)\.?(\s|$)", str(err))
+    return f"GLOBAL {found.group(1)}" if found else "an object torch does not allow"

@@ -327,19 +327,17 @@ class Trainer:
     def _open_run(self):
         """A new run claims its folder (Run.start); a resumed one trims the log to its checkpoint.
         Both log what they start from: the data, and what a resume changed."""
-        row = {"epoch": self.epoch, "step": self.step, "time": time.time(),
-               "skipped_files": {d.folder.name: len(d.not_images) for d in self.domains}}
         if self._resumed is None:
             self.run.start(self.cfg, self.overwrite)
-            row["kind"] = "start"
         else:
             if self.run.progress() != (self.epoch, self.step):
                 raise RunError(f"{self.run} moved on since this resume loaded it (another process trained "
                                f"it meanwhile); resume again")
             self.run.write_config(self.cfg)
             self.run.trim_log(self.epoch, self.step)
-            row.update(kind="resume", **self._resumed)
-        self.run.append_log(row)
+        self.run.append_log({"kind": "start" if self._resumed is None else "resume", "epoch": self.epoch,
+                             "step": self.step, "time": time.time(), **(self._resumed or {}),
+                             "skipped_files": {d.folder.name: len(d.not_images) for d in self.domains}})
         for d in self.domains:
             if d.not_images:
                 shown = ", ".join(d.not_images[:3]) + (", …" if len(d.not_images) > 3 else "")
@@ -506,7 +504,9 @@ class Trainer:
         (run.HOW_KEYS); any other difference from the checkpoint's config is a ResumeMismatch.
         """
         run = Run(run_dir)
-        point = run.resume_point()
+        # in use by another process: say so now, not after loading and building (rank 0 locks for all)
+        with run.lock() if distributed.launched_rank() == 0 else contextlib.nullcontext():
+            point = run.resume_point()
         if point is None:
             raise FileNotFoundError(f"nothing to resume: no checkpoint in {run.checkpoints_dir}")
         path, state, passed = point
