@@ -60,7 +60,7 @@ def folder_lock(lock_file: Path, what: str):
     if stale:
         print(f"{what}: taking over the stale lock of {stale} (no longer running)", file=sys.stderr)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200]}
+          "command": " ".join([Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]])[:200]}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)
     _HELD.add(key)

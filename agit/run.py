@@ -33,8 +33,8 @@ import math
 import os
 import pickle
 import re
-import shutil
 import secrets
+import shutil
 from pathlib import Path
 
 import torch
@@ -188,14 +188,13 @@ class Run:
             raise FileNotFoundError(f"no checkpoint at {path}: train the run first")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except pickle.UnpicklingError as err:
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
             if "Weights only load failed" in str(err):
                 raise UnsafeCheckpoint(
                     f"refusing to load {path}: it holds more than tensors and plain values "
                     f"({_unsupported(err)}), and unpickling it could run code") from None
-            raise UnreadableCheckpoint(f"cannot read checkpoint {path} ({_first_line(err)})") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated or not a checkpoint
-            raise UnreadableCheckpoint(f"cannot read checkpoint {path} ({_first_line(err)})") from None
+            raise UnreadableCheckpoint(
+                f"cannot read checkpoint {path}: truncated or corrupt ({_first_line(err)})") from None
         if not isinstance(state, dict) or not set(STATE_KEYS) <= state.keys():
             raise UnreadableCheckpoint(f"{path} is not an agit checkpoint (it lacks {', '.join(STATE_KEYS)})")
         return state
@@ -261,9 +260,7 @@ class Run:
 
     def remove_temporary_files(self) -> None:
         """Temporary checkpoint files left by a process that died while writing one."""
-        for tmp in self.checkpoints_dir.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
-        for tmp in self.checkpoints_dir.glob(".*.tmp"):
+        for tmp in self.checkpoints_dir.glob("*.tmp"):  # ours are hidden; `*` matches those too
             tmp.unlink(missing_ok=True)
 
     def prune(self, keep_epochs=()) -> list[Path]:
@@ -306,8 +303,10 @@ class Run:
             return (f"{self.path} holds another run's files ({', '.join(found)}) but no checkpoint to resume; "
                     f"start over there with --overwrite (deletes them), or choose another --out")
         epochs = (self.config_dict() or {}).get("epochs")
-        where = f"epoch {done[0]} of {epochs}, finished" if epochs and done[0] >= epochs else \
-            f"at epoch {done[0]}, iteration {done[1]}, of {epochs}"
+        if epochs and done[0] >= epochs:
+            where = f"epoch {done[0]} of {epochs}, finished"
+        else:
+            where = f"{done[0]} of {epochs} epochs done" + (f", {done[1]} iterations into the next" if done[1] else "")
         return (f"{self.path} already holds a run ({where}); continue it with --resume, or start over "
                 f"with --overwrite (deletes its checkpoints, log and samples)")
 
@@ -360,9 +359,9 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
     changes = config_changes(saved, cfg.to_dict())
     learned = {k: v for k, v in changes.items() if k not in HOW_KEYS + RESCHEDULABLE_KEYS}
     if learned:
-        raise ResumeMismatch(f"cannot resume {run.path} with {describe_changes(learned)}: these change what "
-                             f"the run learns (only {', '.join(RESCHEDULABLE_KEYS + HOW_KEYS)} may change); "
-                             f"train a new run with another --out, or start over with --overwrite")
+        raise ResumeMismatch(f"cannot resume {run.path} with {describe_changes(learned)}: that changes what the "
+                             f"run learns (a resume may change the epochs and how the run computes, e.g. workers "
+                             f"or compile); train a new run with another --out, or start over with --overwrite")
     if cfg.epochs < state["epoch"]:
         raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained "
                              f"{state['epoch']} epochs already")

@@ -358,10 +358,10 @@ def test_an_unreadable_latest_resumes_from_the_newest_readable_epoch(ci_cfg, tin
     assert run.progress() == (1, 2)
     run.latest.write_bytes(run.latest.read_bytes()[:5000])  # truncated, as by a crash on a disk without fsync
     assert main(["translate", "--run", str(run), "--input", str(tiny_data / "testA"), "--out", str(tmp_path / "t")]) == 2
-    assert f"cannot read checkpoint {run.latest} (" in capsys.readouterr().err
+    assert f"cannot read checkpoint {run.latest}: truncated or corrupt (" in capsys.readouterr().err
     assert main(["train", "--out", str(run), "--resume"]) == 0
     err = capsys.readouterr().err
-    assert f"cannot read checkpoint {run.latest} (" in err
+    assert f"cannot read checkpoint {run.latest}: truncated or corrupt (" in err
     assert f"resuming from {run.epoch_checkpoint(1)} (epoch 1, iteration 0)" in err
     assert same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
     assert iter_rows(run) == iter_rows(tmp_path / "straight")  # epoch 2's first rows redone, not doubled
