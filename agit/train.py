@@ -66,6 +66,13 @@ def stop_signals(handler):
             signal.signal(sig, old)
 
 
+def _ignore_stop_signals(worker_id: int):
+    """In DataLoader workers: a signal sent to the whole process group (Ctrl-C in a terminal,
+    SLURM, docker) is the training process's to act on; its workers end when it stops."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class ImagePool:
     """History of generated (image, mask) pairs shown to D (Shrivastava et al.; CycleGAN).
 
@@ -363,6 +370,7 @@ class Trainer:
                    if self.world > 1 else None)
         loader = DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                            worker_init_fn=_ignore_stop_signals,
                             generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
         stage = 2 if self.stage2 else 1
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs} stage {stage}",

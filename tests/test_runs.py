@@ -35,6 +35,7 @@ def train_argv(data, run, *more):
 
 
 def _cli(argv, output, file_size_limit):
+    os.setsid()  # a process group of its own, as a job's: os.killpg reaches it and its loader workers
     sys.stdout = sys.stderr = open(output, "w", buffering=1)
     if file_size_limit:  # writes past the limit fail with EFBIG (instead of the process being killed)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -198,6 +199,18 @@ def test_stop_signals_checkpoint_and_exit_as_resumable(tiny_data, tmp_path, sig)
     state = run.load_checkpoint()
     assert state["epoch"] == 0 and state["step"] >= 3 and state["step"] == iterations(run)
     assert not list(run.checkpoints_dir.glob("*.tmp")) and not list(run.checkpoints_dir.glob(".*.tmp"))
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers(tiny_data, tmp_path):
+    """SLURM and docker signal every process of the job: the DataLoader workers leave it to training."""
+    run = Run(tmp_path / "run")
+    child = start_cli(train_argv(tiny_data, run, "--set", "iters_per_epoch=400", "--set", "workers=2"),
+                      tmp_path / "out.txt")
+    wait_until(lambda: iterations(run) >= 3, child)
+    os.killpg(child.pid, signal.SIGTERM)
+    child.join(60)
+    assert child.exitcode == EXIT_INTERRUPTED, (tmp_path / "out.txt").read_text()
+    assert run.progress()[1] >= 3
 
 
 def test_a_second_ctrl_c_during_the_checkpoint_write_changes_nothing(ci_cfg, tmp_path, monkeypatch):
