@@ -1,4 +1,8 @@
-"""`agit …`: the command-line face of the package (notebooks are the other; both call the same functions)."""
+"""`agit …`: the command-line face of the package (notebooks are the other; both call the same functions).
+
+Exit status: 0 done; 2 an error, told in one line; 75 (EX_TEMPFAIL) `agit train` stopped by
+SIGINT, SIGTERM or SIGUSR1 after writing a checkpoint: interrupted, resumable with --resume.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import sys
 from pathlib import Path
 
 from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 
 
 def run_name(cfg) -> str:
@@ -26,13 +33,17 @@ def cmd_train(args):
                        ("epochs", args.epochs), ("switch_epoch", args.switch_epoch)):
         if value is not None:
             overrides[key] = value
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out, --overwrite deletes it: choose one")
     if args.resume:
         if not args.out:
             raise SystemExit("agit: error: --resume needs --out RUN (the run to continue)")
+        if args.preset:  # compared with the run's like any other setting
+            overrides["preset"] = args.preset
         trainer = Trainer.resume(args.out, args.device, **overrides)
     else:
-        cfg = preset(args.preset, **overrides)
-        trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device)
+        cfg = preset(args.preset or "quick", **overrides)
+        trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device, overwrite=args.overwrite)
     say = print if trainer.main else (lambda *a: None)  # one voice under torchrun
     ranks = f", {trainer.world} ranks" if trainer.world > 1 else ""
     say(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
@@ -42,10 +53,10 @@ def cmd_train(args):
 
 
 def cmd_translate(args):
-    from .train import load_model
+    from .run import Run
     from .translate import translate_folder
 
-    model = load_model(args.run, args.checkpoint, args.device)
+    model = Run(args.run).load_model(args.checkpoint, args.device)
     n = translate_folder(model, args.input, args.direction, args.out, args.batch_size)
     print(f"translated {n} images ({args.direction}) -> {args.out}/images, attention -> {args.out}/attention")
 
@@ -85,15 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train AGGAN (or a variant, or a baseline) on a dataset folder")
     t.add_argument("--data", help="dataset root with trainA/ trainB/ (default: the preset's)")
-    t.add_argument("--preset", default="quick", choices=list(PRESETS))
+    t.add_argument("--preset", choices=list(PRESETS), help="default quick")
     t.add_argument("--method", choices=METHODS,
                    help="aggan (default) or a Table 1 baseline, with its own loss settings over the preset's "
                         "(--method cyclegan is --variant cyclegan)")
     t.add_argument("--variant", choices=VARIANTS, help="an AGGAN ablation (Table 2)")
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--epochs", type=int, help="with --resume: may differ from the run's (e.g. more)")
     t.add_argument("--switch-epoch", type=int, help="first epoch of stage 2")
     t.add_argument("--out", help="run folder (default results/runs/<data>-<preset>-<variant or method>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out; settings that change what is learned must be the run's")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start over in --out, deleting the run there (without it, such a folder is refused)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
     t.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     t.set_defaults(func=cmd_train)
@@ -168,14 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
-    from .train import TrainingDiverged
+    from .train import Interrupted, TrainingDiverged
 
     try:
         args.func(args)
-    except (DataError, KeyError, ValueError, FileNotFoundError, TrainingDiverged, RuntimeError) as err:
+    except Interrupted as stop:
+        print(f"agit: interrupted, resumable: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (DataError, KeyError, ValueError, OSError, TrainingDiverged, RuntimeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"agit: error: {msg}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return 0
 
 

@@ -113,6 +113,10 @@ class Config:
             raise ValueError(f"update_order must be 'sequential' or 'joint', got {self.update_order!r}")
         if self.gen_padding not in ("zeros", "reflect"):
             raise ValueError(f"gen_padding must be 'zeros' or 'reflect', got {self.gen_padding!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.switch_epoch < 0:
+            raise ValueError(f"switch_epoch must be >= 0 (0: stage 2 from the start), got {self.switch_epoch}")
         if self.size % 4:
             raise ValueError(f"size must be a multiple of 4 (two stride-2 stages), got {self.size}")
         if self.load_size is None:

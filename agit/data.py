@@ -48,6 +48,12 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(images, key=lambda p: p.name)
 
 
+def not_images(folder: Path) -> list[str]:
+    """The entries of `folder` that are not image files (sub-folders end in '/'): skipped, and counted."""
+    return sorted(p.name + "/" * p.is_dir() for p in folder.iterdir()
+                  if not (p.is_file() and p.suffix.lower() in IMG_EXTENSIONS))
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """The image files in `folder`, sorted by name."""
     folder = Path(folder)
@@ -135,6 +141,7 @@ class DomainFolder(Dataset):
         # bicubic as CycleGAN's PyTorch code; the released AGGAN code resizes bilinearly
         self.interpolation = InterpolationMode(resize_filter)
         self.paths = list_images(self.folder)
+        self.not_images = not_images(self.folder)
         self.size = size
         self.load_size = load_size or load_size_for(size)
         if augment and self.load_size < size:

@@ -18,6 +18,11 @@ import torch
 import torch.distributed as dist
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: torch.device) -> tuple[int, int]:
     """Join the process group torchrun describes in the environment; (rank, world size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -28,6 +33,16 @@ def setup(device: torch.device) -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit name is honoured (and checked)."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} asked for, but CUDA is not available here")
+    return device
 
 
 def local_device(device: torch.device) -> torch.device:

@@ -15,7 +15,6 @@ table's numbers their meaning.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 from .data import DomainFolder, domain_folders, mask_folder_for
 from .metrics import EXTRACTORS, METRIC_KEYS, Reference, evaluate_direction, label_cnn, to_uint8
 from .model import DIRECTIONS, REVERSE, AGGAN
-from .train import load_model
+from .run import Run
 from .translate import translate_dataset
 
 KID_EXTRACTORS = (*EXTRACTORS, "none")
@@ -116,8 +115,8 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     if kid not in KID_EXTRACTORS:
         raise ValueError(f"--kid must be one of {', '.join(KID_EXTRACTORS)}, got {kid!r}")
     start = time.time()
-    run = Path(run_dir)
-    model = load_model(run, device=device)
+    run = Run(run_dir)
+    model = run.load_model(device=device)
     data = Path(data_dir or model.cfg.data)
     sets = test_sets(data, model.cfg.size)
     refs, extractor = references(data, sets, kid, device or "cpu")
@@ -127,7 +126,7 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
               **_score({d: t["outputs"] for d, t in tests.items()}, {d: t["attention"] for d, t in tests.items()},
                        sets, refs, extractor, model.cfg.tau, kid_subsets, kid_subset_size, seed)}
     result["seconds"] = round(time.time() - start, 2)
-    (run / "metrics.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    run.write_metrics(result)
     return result
 
 

@@ -23,6 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .data import DomainFolder, domain_folders
+from .run import Run
 
 CELL = 1.25  # inches per image
 
@@ -31,7 +32,7 @@ CELL = 1.25  # inches per image
 
 def read_log(run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(iterations, epochs) of RUN/log.jsonl; iterations carry a global index `it`."""
-    rows = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines() if line.strip()]
+    rows = Run(run).log()
     iters = pd.DataFrame([r for r in rows if r.get("kind") == "iter"])
     epochs = pd.DataFrame([r for r in rows if r.get("kind") == "epoch"])
     if len(iters):
@@ -106,14 +107,12 @@ _MODELS: dict = {}
 
 def model_of(run):
     """The run's trained model (cached per checkpoint), on CPU, in eval mode."""
-    from .train import load_model
-
-    ckpt = Path(run) / "checkpoints" / "latest.pt"
-    key = (str(Path(run).resolve()), ckpt.stat().st_mtime if ckpt.exists() else None)
+    folder = Run(run)
+    key = (str(folder.path.resolve()), folder.latest.stat().st_mtime if folder.latest.exists() else None)
     if key not in _MODELS:
         while len(_MODELS) >= 8:  # a handful of models at a time; a figure needs a few
             _MODELS.pop(next(iter(_MODELS)))
-        _MODELS[key] = load_model(run, device="cpu")
+        _MODELS[key] = folder.load_model(device="cpu")
     return _MODELS[key]
 
 

@@ -46,13 +46,14 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import PRESETS, Config, preset
+from .locks import FolderLocked, folder_lock
+from .run import HOW_KEYS, Run, RunError, config_changes
 
 STAGES = ("00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
           "06_explore")
@@ -119,7 +120,7 @@ class StageFailed(RuntimeError):
     """A notebook of `agit reproduce` failed; the message names the notebook and the cell."""
 
 
-class RunMismatch(RuntimeError):
+class RunMismatch(RunError):
     """A run folder holds a run trained with a different configuration than the profile asks."""
 
 
@@ -425,12 +426,15 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
         how = dict(how)
         source = how.pop("source")
         try:
-            if source == "synthetic":
-                paths[name] = make_synthetic(data_root, name, **how)
-            elif source == "cyclegan":
-                paths[name] = download(name, data_root)
-            else:
-                raise ValueError(f"dataset {name}: unknown source {source!r}")
+            with dataset_lock(data_root, name):
+                if source == "synthetic":
+                    paths[name] = make_synthetic(data_root, name, **how)
+                elif source == "cyclegan":
+                    paths[name] = download(name, data_root)
+                else:
+                    raise ValueError(f"dataset {name}: unknown source {source!r}")
+        except FolderLocked:  # another process is making it: no use listing what else is missing
+            raise
         except Exception as err:  # noqa: BLE001 - collected, then re-raised below
             problems.append(err)
     if check_kid and profile["kid"]["extractor"] == "inception":
@@ -448,52 +452,25 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
     return paths
 
 
+def dataset_lock(data_root: Path, name: str):
+    """The lock of `data_root/name` while it is made or fetched (two processes would collide on
+    its staging folder)."""
+    return folder_lock(Path(data_root) / f".{name}.lock", f"dataset {Path(data_root) / name}")
+
+
 # --------------------------------------------------------------------------- runs
 
 
-def run_state(run: Path) -> tuple[int, int] | None:
-    """(epoch, step) of a run's latest checkpoint, None without one."""
-    import torch
-
-    path = run / "checkpoints" / "latest.pt"
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # reads two ints, not 30 MB
-    return state["epoch"], state["step"]
-
-
-# Not part of what a run is: where its data lives, and how it computes (up to rounding).
-IGNORED_KEYS = ("extra", "data", "workers", "recompute_activations", "cache_images", "compile")
-
-
-def _check_same(run: Path, cfg: Config):
-    saved_file = run / "config.json"
-    if not saved_file.is_file():
+def _check_same(run: Run, cfg: Config):
+    """RunMismatch if the run in `run` was trained with other settings (HOW_KEYS aside)."""
+    saved = run.config_dict()
+    if saved is None:
         return
-    saved, wanted = json.loads(saved_file.read_text()), cfg.to_dict()
-    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
-    # a field added to Config after the run was trained counts as its default
-    diff = [k for k in wanted if k not in IGNORED_KEYS and saved.get(k, defaults.get(k)) != wanted[k]]
+    diff = {k: v for k, v in config_changes(saved, cfg.to_dict()).items() if k not in HOW_KEYS}
     if diff:
-        shown = ", ".join(f"{k}={saved.get(k)!r} (now {wanted[k]!r})" for k in diff[:6])
+        shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in list(diff.items())[:6])
         raise RunMismatch(f"{run} was trained with {shown}; delete that folder to retrain it with "
                           f"the current settings, or pick another --out")
-
-
-def _fork(parent: Path, child: Path, epoch: int, cfg: Config):
-    """Start `child` from `parent`'s checkpoint after `epoch` epochs, with the log so far."""
-    src = parent / "checkpoints" / f"epoch_{epoch:04d}.pt"
-    if not src.is_file():
-        raise FileNotFoundError(f"cannot fork {child.name}: {src} is missing")
-    (child / "checkpoints").mkdir(parents=True, exist_ok=True)
-    tmp = child / "checkpoints" / "latest.tmp"
-    shutil.copyfile(src, tmp)
-    log = parent / "log.jsonl"
-    if log.is_file():
-        kept = [line for line in log.read_text().splitlines() if json.loads(line)["epoch"] < epoch]
-        (child / "log.jsonl").write_text("".join(line + "\n" for line in kept))
-    (child / "config.json").write_text(cfg.to_json())
-    os.replace(tmp, child / "checkpoints" / "latest.pt")
 
 
 def train_run(spec: RunSpec, cfg: Config, run: Path, parent: Path | None = None,
@@ -505,23 +482,22 @@ def train_run(spec: RunSpec, cfg: Config, run: Path, parent: Path | None = None,
 
     if threads:
         torch.set_num_threads(threads)
-    _check_same(run, cfg)
-    state = run_state(run)
-    if state is not None and state[0] >= cfg.epochs:
-        return "finished"
-    if state is None and spec.fork and parent is not None:
-        fork_file = parent / "checkpoints" / f"epoch_{spec.fork[1]:04d}.pt"
-        if fork_file.is_file():
-            _fork(parent, run, spec.fork[1], cfg)
-            state = (spec.fork[1], 0)
-    if state is None:
-        if run.exists():  # a folder without a checkpoint: an attempt that never finished an epoch
-            shutil.rmtree(run)
-        trainer, done = Trainer(cfg, run, device), "trained"
-    else:
-        trainer = Trainer.resume(run, device, **{k: v for k, v in cfg.to_dict().items() if k != "preset"})
-        done = "forked" if spec.fork and state == (spec.fork[1], 0) else "resumed"
-    trainer.fit(progress=False)
+    folder = Run(run)
+    with folder.lock():  # decided and done by one process
+        _check_same(folder, cfg)
+        state = folder.progress()
+        if state is not None and state[0] >= cfg.epochs:
+            return "finished"
+        if state is None and spec.fork and parent is not None:
+            if Run(parent).epoch_checkpoint(spec.fork[1]).is_file():
+                folder.fork_from(Run(parent), spec.fork[1], cfg)
+                state = (spec.fork[1], 0)
+        if state is None:  # files without a checkpoint: an attempt that never finished an epoch
+            trainer, done = Trainer(cfg, run, device, overwrite=True), "trained"
+        else:
+            trainer = Trainer.resume(run, device, **{k: v for k, v in cfg.to_dict().items() if k != "preset"})
+            done = "forked" if spec.fork and state == (spec.fork[1], 0) else "resumed"
+        trainer.fit(progress=False)
     return done
 
 
@@ -529,16 +505,14 @@ def evaluate_if_needed(run: Path, kid: dict, device: str | None = None) -> bool:
     """Evaluate a run whose metrics.json is missing, older than its checkpoint, or from another extractor."""
     from .evaluate import evaluate_run
 
-    metrics, ckpt = run / "metrics.json", run / "checkpoints" / "latest.pt"
-    if metrics.is_file() and metrics.stat().st_mtime >= ckpt.stat().st_mtime:
-        saved = json.loads(metrics.read_text())
+    folder = Run(run)
+    saved = folder.metrics()
+    if saved is not None and folder.metrics_file.stat().st_mtime >= folder.latest.stat().st_mtime:
         if saved.get("kid_extractor") == kid["extractor"] and saved.get("kid_subset_size", kid["subset_size"]) == kid["subset_size"]:
             return False
     evaluate_run(run, kid=kid["extractor"], device=device, kid_subsets=kid["subsets"],
                  kid_subset_size=kid["subset_size"])
-    saved = json.loads(metrics.read_text())
-    saved.update(kid_subsets=kid["subsets"], kid_subset_size=kid["subset_size"])
-    metrics.write_text(json.dumps(saved, indent=1, sort_keys=True))
+    folder.write_metrics({**folder.metrics(), "kid_subsets": kid["subsets"], "kid_subset_size": kid["subset_size"]})
     return True
 
 
@@ -617,17 +591,10 @@ def prune_checkpoints(ctx: Context, key: str) -> list[Path]:
     A profile's batch would otherwise keep one checkpoint per epoch of every run (the
     quick profile: 3.2 GB instead of 0.6; the paper's: hundreds of GB). Returns the files removed.
     """
-    run = ctx.run_dir(key)
-    cfg_file = run / "config.json"
-    state = run_state(run) if cfg_file.is_file() else None
-    if state is None or state[0] < json.loads(cfg_file.read_text())["epochs"]:
+    run = Run(ctx.run_dir(key))
+    if not run.finished():
         return []  # unfinished: every checkpoint may still matter
-    keep = {f"epoch_{s.fork[1]:04d}.pt" for s in ctx.specs.values()
-            if s.fork and f"{s.dataset}/{s.fork[0]}" == key}
-    removed = [p for p in (run / "checkpoints").glob("epoch_*.pt") if p.name not in keep]
-    for p in removed:
-        p.unlink()
-    return removed
+    return run.prune(s.fork[1] for s in ctx.specs.values() if s.fork and f"{s.dataset}/{s.fork[0]}" == key)
 
 
 def executor_from(spec: str | None, folder: Path):
@@ -720,11 +687,9 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
     """Execute the profile's notebooks in order with papermill; returns REPORT.md's path.
 
     Stops at the first failing notebook with StageFailed naming it and its cell; the
-    report is written either way (with what exists so far).
+    report is written either way (with what exists so far). Holds the results folder's
+    lock throughout; another process making one of the profile's datasets stops it at once.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     prof = resolve_profile(profile)
     out = Path(out or Path("results") / profile).resolve()
     data_root = Path(data_root or "data").resolve()
@@ -735,6 +700,19 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
     if missing:
         raise FileNotFoundError(f"no notebook {root / 'notebooks' / (missing[0] + '.ipynb')}: "
                                 f"run agit reproduce from the repository (it holds notebooks/)")
+    with folder_lock(out / ".lock", f"results folder {out}"):
+        for name in prof["datasets"]:
+            with dataset_lock(data_root, name):
+                pass
+        return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor)
+
+
+def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Path, jobs: int | None,
+             device: str | None, stream, executor: str | None) -> Path:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    profile = prof["name"]
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or prof["jobs"],

@@ -21,12 +21,13 @@ Every table is written twice: CSV with plain numbers, Markdown formatted for rea
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .run import Run
 
 # Published reference values — quoted from the paper, not measured here.
 # Mejjati et al., NeurIPS 2018, Table 1: KID×100 ± std×100, Inception features,
@@ -105,8 +106,7 @@ def _num(x, digits) -> str:
 
 
 def _metrics(run: Path) -> dict | None:
-    path = Path(run) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return Run(run).metrics()
 
 
 def seed_stats(results: list[dict], key: str) -> dict:

@@ -10,18 +10,22 @@ latent noise; the data loader draws from its own generator).
 The baselines (baselines.py) share this loop: the model names its optimiser
 groups and computes its generator loss; the config chooses the optimiser and,
 for WGAN, critic steps per generator step and weight clipping.
+
+The run folder (run.py) holds what a run writes; `fit` holds its lock, and SIGINT,
+SIGTERM and SIGUSR1 stop it at the end of the current iteration with a checkpoint
+(raising Interrupted: the run is resumable).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
-import os
 import random
 import signal
+import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,21 +38,39 @@ from .baselines import build_model
 from . import distributed
 from .config import Config
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
-from .model import AGGAN, DIRECTIONS, REVERSE
+from .distributed import pick_device
+from .model import DIRECTIONS, REVERSE
+from .run import Run, RunError, describe_changes, resume_config
+
+# SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
+# SIGUSR1: what SLURM sends ahead of the time limit when asked to (sbatch --signal=USR1@120).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 class TrainingDiverged(RuntimeError):
     pass
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """CUDA when present, else CPU; an explicit name is honoured (and checked)."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} asked for, but CUDA is not available here")
-    return device
+class Interrupted(Exception):
+    """Training stopped on request (a signal) after writing a checkpoint: the run is resumable."""
+
+
+@contextmanager
+def stop_signals(handler):
+    """STOP_SIGNALS call `handler` inside the block (their previous handlers come back after)."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _ignore_stop_signals(worker_id: int):
+    """In DataLoader workers: a signal sent to the whole process group (Ctrl-C in a terminal,
+    SLURM, docker) is the training process's to act on; its workers end when it stops."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class ImagePool:
@@ -168,9 +190,11 @@ def lr_factor(cfg: Config, epoch: int) -> float:
 class Trainer:
     """Owns the model, an optimiser per param group (AGGAN: G_ST+A_S, G_TS+A_T, D_T, D_S), pools, the run folder."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path, device: str | None = None):
+    def __init__(self, cfg: Config, run_dir: str | Path, device: str | None = None, overwrite: bool = False):
+        """`overwrite`: a run already in `run_dir` is deleted when this one starts (else refused)."""
         self.cfg = cfg
-        self.run = Path(run_dir)
+        self.run = Run(run_dir)
+        self.overwrite = overwrite
         self.device = distributed.local_device(pick_device(device))
         self.rank, self.world = distributed.setup(self.device)
         self.main = self.rank == 0  # only rank 0 writes logs, samples and checkpoints
@@ -200,7 +224,9 @@ class Trainer:
             DomainFolder(d, cfg.size, cfg.load_size, augment=True, cache=cfg.cache_images,
                          resize_filter=cfg.resize_filter) for d in (dir_a, dir_b))
         self.probe = self._probe_batch(root)
-        self._stop = False
+        self._stop, self._stop_reason = False, None
+        self._resumed = None  # how a resume began: {"from", "passed_over", "changed"} (see `resume`)
+        self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
 
     # -- stages -----------------------------------------------------------------
     @property
@@ -288,28 +314,52 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------
     def fit(self, epochs: int | None = None, progress: bool = True) -> Path:
-        """Train until `epochs` (default cfg.epochs); returns the run folder."""
-        cfg, end = self.cfg, epochs or self.cfg.epochs
-        if self.main:
-            self.run.mkdir(parents=True, exist_ok=True)
-            (self.run / "config.json").write_text(cfg.to_json())
-        previous = signal.signal(signal.SIGINT, self._request_stop)
-        try:
+        """Train until `epochs` (default cfg.epochs) holding the run folder's lock; returns the folder.
+
+        A stop signal ends the current iteration, writes a checkpoint and raises Interrupted.
+        """
+        end = epochs or self.cfg.epochs
+        with self.run.lock() if self.main else contextlib.nullcontext(), stop_signals(self._request_stop):
+            if self.main and not self._opened:
+                self._open_run()
+            self._opened = True
             while self.epoch < end:
                 self.enter_stage()
                 if not self._run_epoch(progress and self.main):
-                    path = self.save(tag=None)
-                    if self.main:
-                        print(f"interrupted: checkpoint written to {path}; continue with --resume")
-                    return self.run
+                    path = self.save()
+                    raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
+                                      f"checkpoint {path}; continue with agit train --out {self.run} --resume")
                 self._end_epoch()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        return self.run
+        return self.run.path
 
-    def _request_stop(self, *_):
-        """Ctrl-C: finish the current iteration, then checkpoint and stop (never a half-updated state)."""
+    def _open_run(self):
+        """A new run claims its folder (Run.start); a resumed one trims the log to its checkpoint.
+        Both log what they start from: the data, and what a resume changed."""
+        if self._resumed is None:
+            self.run.start(self.cfg, self.overwrite)
+        else:
+            if self.run.progress() != (self.epoch, self.step):
+                raise RunError(f"{self.run} moved on since this resume loaded it (another process trained "
+                               f"it meanwhile); resume again")
+            self.run.write_config(self.cfg)
+            self.run.trim_log(self.epoch, self.step)
+        self.run.append_log({"kind": "start" if self._resumed is None else "resume", "epoch": self.epoch,
+                             "step": self.step, "time": time.time(), **(self._resumed or {}),
+                             "skipped_files": {d.folder.name: len(d.not_images) for d in self.domains}})
+        for d in self.domains:
+            if d.not_images:
+                shown = ", ".join(d.not_images[:3]) + (", …" if len(d.not_images) > 3 else "")
+                print(f"{d.folder}: {len(d)} images; {len(d.not_images)} entries skipped, not images ({shown})")
+        if self.cfg.switch_epoch >= self.cfg.epochs and self.cfg.variant != "cyclegan":
+            warnings.warn(f"switch_epoch {self.cfg.switch_epoch} is not before the last epoch "
+                          f"(epochs {self.cfg.epochs}): no stage 2, so the attention is never frozen and "
+                          f"D never sees attended regions only", stacklevel=3)
+
+    def _request_stop(self, signum=None, frame=None):
+        """A stop signal: finish the current iteration, then checkpoint and stop (never a half-updated
+        state). A second one, even during the checkpoint's write, changes nothing."""
         self._stop = True
+        self._stop_reason = signal.Signals(signum).name if signum else "stop requested"
 
     def _run_epoch(self, progress: bool) -> bool:
         cfg = self.cfg
@@ -321,28 +371,30 @@ class Trainer:
                    if self.world > 1 else None)
         loader = DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                            worker_init_fn=_ignore_stop_signals,
                             generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
         stage = 2 if self.stage2 else 1
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs} stage {stage}",
                    disable=not progress, leave=False, total=len(pairs) // per_step, initial=self.step)
-        with open(self.run / "log.jsonl", "a") if self.main else contextlib.nullcontext() as log:
+        with self.run.log_writer() if self.main else contextlib.nullcontext() as log:
             for s, t in bar:
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
                 losses, stop = distributed.reduce_step(self.train_step(s, t), self._stop, self.device)
                 self._check_finite(losses)
                 self.step += 1
                 if log:
-                    log.write(json.dumps({"kind": "iter", "epoch": self.epoch, "step": self.step, "stage": stage,
-                                          "lr": next(iter(self.sched.values())).get_last_lr()[0], **losses}) + "\n")
+                    log({"kind": "iter", "epoch": self.epoch, "step": self.step, "stage": stage,
+                         "lr": next(iter(self.opt.values())).param_groups[0]["lr"], **losses})
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 if stop:
+                    self._stop_reason = self._stop_reason or "stop requested on another rank"
                     return False
         return True
 
     def _check_finite(self, losses):
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
         if bad:
-            last = self.run / "checkpoints" / "latest.pt"
+            last = self.run.latest
             kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
             raise TrainingDiverged(
                 f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {self.epoch + 1}, "
@@ -352,15 +404,14 @@ class Trainer:
         for sch in self.sched.values():
             sch.step()
         if self.main:
-            with open(self.run / "log.jsonl", "a") as log:
-                log.write(json.dumps({"kind": "epoch", "epoch": self.epoch, "stage": 2 if self.stage2 else 1,
-                                      "time": time.time(), **self.attention_stats()}) + "\n")
+            self.run.append_log({"kind": "epoch", "epoch": self.epoch, "stage": 2 if self.stage2 else 1,
+                                 "time": time.time(), **self.attention_stats()})
             if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
                 self.save_samples()
         self.epoch, self.step = self.epoch + 1, 0
         if self.cfg.checkpoint_every and (self.epoch % self.cfg.checkpoint_every == 0
                                           or self.epoch == self.cfg.epochs):
-            self.save(tag=f"epoch_{self.epoch:04d}")
+            self.save(epoch_file=True)
 
     # -- what the run shows ----------------------------------------------------------
     def _probe_batch(self, root: Path) -> dict:
@@ -399,15 +450,14 @@ class Trainer:
     @torch.compiler.set_stance("force_eager")
     def save_samples(self):
         """Grid per direction: input | attention | output, one row per probe image."""
-        folder = self.run / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
+        self.run.samples_dir.mkdir(parents=True, exist_ok=True)
         rows = []
         for d, batch in self.probe.items():
             tr = self.model.translate(batch["image"], d)
             for x, a, y in zip(batch["image"], tr.attention, tr.image):
                 rows += [x, a.expand(3, -1, -1) * 2 - 1, y]
         grid = make_grid(torch.stack(rows), nrow=3, normalize=True, value_range=(-1, 1))
-        save_image(grid, folder / f"epoch_{self.epoch + 1:04d}.png")
+        save_image(grid, self.run.sample_file(self.epoch + 1))
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -424,19 +474,11 @@ class Trainer:
             "config": self.cfg.to_dict(),
         }
 
-    def save(self, tag: str | None) -> Path:
-        """Write latest.pt (and epoch_NNNN.pt when tagged) atomically: a crash never leaves half a file."""
-        folder = self.run / "checkpoints"
-        targets = [folder / "latest.pt"] + ([folder / f"{tag}.pt"] if tag else [])
+    def save(self, epoch_file: bool = False) -> Path:
+        """Write latest.pt (and epoch_NNNN.pt) whole or not at all (Run.save_checkpoint); rank 0 writes."""
         if not self.main:
-            return targets[-1]
-        folder.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
-        for path in targets:
-            tmp = path.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        return targets[-1]
+            return self.run.epoch_checkpoint(self.epoch) if epoch_file else self.run.latest
+        return self.run.save_checkpoint(self.state_dict(), self.epoch if epoch_file else None)
 
     def load_state_dict(self, state: dict):
         self.model.load_state_dict(state["model"])
@@ -453,27 +495,39 @@ class Trainer:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.epoch, self.step = state["epoch"], state["step"]
+        self._apply_lr_schedule()
         self.enter_stage()
+
+    def _apply_lr_schedule(self):
+        """Each optimiser's lr for the current epoch from this trainer's config: a resume with more
+        epochs goes on along the longer schedule, not at the lr the shorter one had reached (0 at its end)."""
+        for opt, sched in zip(self.opt.values(), self.sched.values()):
+            for group, base in zip(opt.param_groups, sched.base_lrs):
+                group["lr"] = base * lr_factor(self.cfg, self.epoch)
 
     @classmethod
     def resume(cls, run_dir, device=None, **overrides) -> "Trainer":
-        """Continue a run from RUN/checkpoints/latest.pt with its saved config."""
-        path = Path(run_dir) / "checkpoints" / "latest.pt"
-        if not path.exists():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = Config.from_dict({**state["config"], **overrides})
+        """Continue a run from its newest readable checkpoint (latest.pt, else the newest epoch_NNNN.pt).
+
+        `overrides` may change `epochs` and the fields that only change how the run computes
+        (run.HOW_KEYS); any other difference from the checkpoint's config is a ResumeMismatch.
+        """
+        run = Run(run_dir)
+        # in use by another process: say so now, not after loading and building (rank 0 locks for all)
+        with run.lock() if distributed.launched_rank() == 0 else contextlib.nullcontext():
+            point = run.resume_point()
+        if point is None:
+            raise FileNotFoundError(f"nothing to resume: no checkpoint in {run.checkpoints_dir}")
+        path, state, passed = point
+        cfg, changed = resume_config(run, state, overrides)
         trainer = cls(cfg, run_dir, device)
         trainer.load_state_dict(state)
+        trainer._resumed = {"from": path.name, "passed_over": passed,
+                            "changed": {k: list(v) for k, v in changed.items()}}
+        if trainer.main:
+            for why in passed:
+                print(f"{why}; resuming from {path} (epoch {state['epoch']}, iteration {state['step']})",
+                      file=sys.stderr)
+            if changed:
+                print(f"resuming {run} with {describe_changes(changed)}")
         return trainer
-
-
-def load_model(run_dir, checkpoint: str | Path | None = None, device=None) -> AGGAN:
-    """The trained model of a run (AGGAN or a baseline; latest checkpoint by default), in eval mode."""
-    path = Path(checkpoint) if checkpoint else Path(run_dir) / "checkpoints" / "latest.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: train the run first")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(Config.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
-    return model.to(pick_device(device)).eval()

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from agit import preset
+from agit.run import Run
 from agit.train import Trainer
 
 
@@ -33,7 +34,7 @@ def test_two_ranks_end_with_identical_weights(tiny_data, tmp_path):
     run = tmp_path / "run"
     mp.spawn(_rank, args=(2, free_port(), str(tiny_data), str(run), str(tmp_path)), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False)["model"] for r in (0, 1)]
-    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["model"]
+    saved = Run(run).load_checkpoint()["model"]
     initial = Trainer(preset("ci", data=str(tiny_data)), tmp_path / "unused").model.state_dict()
     assert any(not torch.equal(initial[k], v) for k, v in saved.items())  # it trained
     for k in saved:

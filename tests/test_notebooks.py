@@ -17,6 +17,7 @@ import torch
 
 from agit import reproduce
 from agit.cli import main
+from agit.run import Run
 from agit.tables import PAPER_TABLE1, PAPER_TABLE2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +158,7 @@ def test_profiles_are_data_and_derive_their_runs():
 
 
 def final(run):
-    return torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    return Run(run).load_checkpoint()
 
 
 def test_forked_run_equals_training_from_scratch_and_runs_resume(tmp_path, keep_threads, capsys):

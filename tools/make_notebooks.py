@@ -34,6 +34,7 @@ import json
 from IPython.display import Image, Markdown, display
 
 from agit import figures, reproduce, tables
+from agit.run import Run
 
 ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None,
                         executor=executor or None)
@@ -89,8 +90,7 @@ NOTEBOOKS = {
                "synthetic masks allow: attention IoU, background PSNR (higher: background kept), "
                "attention on animal-free images (ideal 0), share classified as the target domain."),
             code('from agit.evaluate import format_table\n\n'
-                 'metrics = json.loads((run / "metrics.json").read_text())\n'
-                 'baseline = json.loads((cyclegan / "metrics.json").read_text())\n'
+                 'metrics, baseline = Run(run).metrics(), Run(cyclegan).metrics()\n'
                  'print("Ours\\n" + format_table(metrics) + "\\n\\nCycleGAN\\n" + format_table(baseline))\n'
                  'ctx.record("00_quickstart", {"run": run, "schedule": ctx.schedule("ours"), "metrics": metrics,\n'
                  '                             "cyclegan_metrics": baseline})'),
@@ -136,11 +136,11 @@ NOTEBOOKS = {
                "on a fixed set of test images."),
             code('fig = figures.attention_curves(run)\nfigures.save(fig, ctx.figures_dir / f"attention_{name}.png")\nfig'),
             md("## Last sample grid (input | attention | output, both directions)"),
-            code('samples = sorted((run / "samples").glob("*.png"))\nif samples:\n    display(Image(filename=str(samples[-1])))'),
+            code('samples = Run(run).samples()\nif samples:\n    display(Image(filename=str(samples[-1])))'),
             code('from agit.evaluate import format_table\n\niters, epochs = figures.read_log(run)\n'
                  'tail = iters.tail(max(1, len(iters) // 10))\n'
                  'losses = {k: float(tail[k].mean()) for k in tail.columns if k not in figures.LOSS_KEYS_SKIP}\n'
-                 'metrics = json.loads((run / "metrics.json").read_text())\nprint(format_table(metrics))\n'
+                 'metrics = Run(run).metrics()\nprint(format_table(metrics))\n'
                  'ctx.record("02_train", {"run": key, "schedule": ctx.schedule(key), "iterations": len(iters),\n'
                  '                        "final_losses": losses,\n'
                  '                        "last_epoch": epochs.iloc[-1].to_dict() if len(epochs) else {},\n'
@@ -162,7 +162,7 @@ NOTEBOOKS = {
                "and switch); `seed N` runs repeat Ours and CycleGAN with other training seeds; `forked` runs "
                "share the main run's first epochs."),
             code('import pandas as pd\n\nrows = {}\nfor key in names:\n    spec = ctx.specs[key]\n'
-                 '    m = json.loads((ctx.run_dir(key) / "metrics.json").read_text())\n'
+                 '    m = Run(ctx.run_dir(key)).metrics()\n'
                  '    rows[key] = {"label": spec.label, "method": spec.method, "variant": spec.variant,\n'
                  '                 "schedule": ctx.schedule(key),\n'
                  '                 **{f"{k}_{d}": m[f"{k}_{d}"] for k in ("cf_kid", "texture", "iou", "bg_psnr", "empty_att")\n'
@@ -240,7 +240,7 @@ NOTEBOOKS = {
             code('import ipywidgets as widgets\n\nfrom agit.data import DomainFolder, domain_folders\n\n'
                  'ctx.ensure_runs([run_name])\n'
                  'available = {key: ctx.run_dir(key) for key in ctx.specs\n'
-                 '             if (ctx.run_dir(key) / "checkpoints" / "latest.pt").is_file()}\n'
+                 '             if Run(ctx.run_dir(key)).latest.is_file()}\n'
                  'key = ctx.spec(run_name).key\nprint(len(available), "trained runs")'),
             code('def files_for(direction):\n'
                  '    """Test images of the source domain of `direction`, from the dataset of the chosen run."""\n'
