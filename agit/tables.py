@@ -21,6 +21,7 @@ Every table is written twice: CSV with plain numbers, Markdown formatted for rea
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
