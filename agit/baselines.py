@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
+from .config import Config, Stage
 from .model import AGGAN, DIRECTIONS, Translation, discriminator_gan_loss, distance, gan_loss
 from .nets import Discriminator, Generator, ResidualBlock, conv_in_relu, init_weights
 
@@ -209,10 +209,10 @@ class UNIT(nn.Module):
         image = self.dec[dst](self.enc[src](x))
         return Translation(image, self.attention(x, direction), image)
 
-    def fake_for_d(self, fwd: Translation, stage2: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def fake_for_d(self, fwd: Translation, stage: Stage) -> tuple[torch.Tensor, torch.Tensor]:
         return fwd.image, fwd.attention
 
-    def discriminator_loss(self, direction: str, real, real_att, fake, fake_att, stage2: bool):
+    def discriminator_loss(self, direction: str, real, real_att, fake, fake_att, stage: Stage):
         dis = self.judge(direction)
         return discriminator_gan_loss(dis(real), dis(fake), self.cfg.gan_loss)
 
@@ -220,7 +220,7 @@ class UNIT(nn.Module):
     def kl(self, mu: torch.Tensor) -> torch.Tensor:
         return self.cfg.lambda_kl * mu.pow(2).mean()
 
-    def generator_loss(self, s, t, directions, stage2: bool):
+    def generator_loss(self, s, t, directions, stage: Stage):
         """GAN + VAE reconstruction + KL + cycle reconstruction + cycle KL, both domains at once.
         Returns (total, named terms, the translations D judges)."""
         if tuple(directions) != DIRECTIONS:

@@ -44,7 +44,7 @@ def cmd_train(args):
     else:
         cfg = preset(args.preset or "quick", **overrides)
         trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device, overwrite=args.overwrite)
-    say = print if trainer.main else (lambda *a: None)  # one voice under torchrun
+    say = print if trainer.is_main_rank else (lambda *a: None)  # one voice under torchrun
     ranks = f", {trainer.world} ranks" if trainer.world > 1 else ""
     say(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
         f"({trainer.device}{ranks}) -> {trainer.run}")

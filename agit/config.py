@@ -28,6 +28,27 @@ GAN_LOSSES = ("lsgan", "gan", "wgan")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Everything the stage switch changes (Sec. 3.2, Eq. 6-7), in one place: `Config.stage(epoch)`.
+
+    Stage 1 trains F, A and D on whole images. Stage 2 (from `switch_epoch` on):
+
+    * `attention_frozen`: A_S and A_T stop learning (every variant but 'Ours-D-A');
+    * `d_masked`: each D sees only the pixels where the attention passes tau (Eq. 6),
+      real and fake alike (`AGGAN.d_input`), with its instance norm off on the same
+      weights (`AGGAN.judge_score`), and the fake is s' or F(s) as `d_fake` says
+      (`AGGAN.fake_for_d`); variants without two attention maps or with whole-image Ds keep
+      D as in stage 1 (`attention_guided_d`).
+
+    The Trainer enters a stage once, when it changes (`Trainer.set_epoch`).
+    """
+
+    number: int
+    attention_frozen: bool
+    d_masked: bool
+
+
 @dataclass
 class Config:
     preset: str = "official"
@@ -184,6 +205,12 @@ class Config:
     def use_cycle(self) -> bool:
         return self.variant != "cycle"
 
+    def stage(self, epoch: int) -> Stage:
+        """The stage of training at `epoch` (0-based): stage 2 from `switch_epoch` on."""
+        if epoch < self.switch_epoch:
+            return Stage(1, attention_frozen=False, d_masked=False)
+        return Stage(2, attention_frozen=self.freeze_attention, d_masked=self.attention_guided_d)
+
     def iterations_per_epoch(self, n_a: int, n_b: int) -> int:
         """`iters_per_epoch`, else one pass over the larger domain (the released code's epoch)."""
         return self.iters_per_epoch or max(n_a, n_b) // self.batch_size
@@ -258,6 +285,29 @@ def preset(name: str, **overrides) -> Config:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     return Config(**{**PRESETS[name], **METHOD_DEFAULTS[method], "preset": name, **_checked(overrides)})
+
+
+# -- comparing configs: what a resume may change, what reproduce ignores ----------------------
+# Fields that change how a run computes or what it records, not what it learns: a resume
+# may change them (the log records it), and reproduce ignores them when it compares a
+# run's config with the one it wants.
+HOW_KEYS = ("extra", "data", "workers", "recompute_activations", "cache_images", "compile",
+            "sample_every", "n_samples", "checkpoint_every")
+# The one schedule field a resume may change: the number of epochs (e.g. to train longer).
+# The lr schedule (step.lr_factor) follows the new value from the resumed epoch on.
+RESCHEDULABLE_KEYS = ("epochs",)
+
+
+def config_changes(saved: dict, wanted: dict) -> dict[str, tuple]:
+    """{field: (saved, wanted)} for each field that differs; a field the saved config lacks
+    (added to Config after it was written) counts as its default."""
+    defaults = {f.name: f.default for f in fields(Config)}
+    return {k: (saved.get(k, defaults.get(k)), v) for k, v in wanted.items()
+            if saved.get(k, defaults.get(k)) != v}
+
+
+def describe_changes(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
 
 
 def parse_override(text: str) -> tuple[str, object]:

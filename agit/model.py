@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
+from .config import Config, Stage
 from .nets import AttentionNet, Discriminator, Generator, init_weights
 
 DIRECTIONS = ("s2t", "t2s")
@@ -31,6 +31,11 @@ class Translation(NamedTuple):
 class Cycle(NamedTuple):
     forward: Translation  # s -> s'
     back: torch.Tensor  # s'' (Eq. 3)
+
+
+def compose(x: torch.Tensor, raw: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: s' = s_a * F_ST(s) + (1 - s_a) * s. Attention 0 keeps the input, 1 is CycleGAN's output."""
+    return attention * raw + (1 - attention) * x
 
 
 def gan_loss(pred: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
@@ -110,7 +115,7 @@ class AGGAN(nn.Module):
         """Eq. 1: s' = s_a * F_ST(s) + (1 - s_a) * s."""
         raw = self.generator(direction)(x)
         attention = self.attention(x, direction)
-        return Translation(attention * raw + (1 - attention) * x, attention, raw)
+        return Translation(compose(x, raw, attention), attention, raw)
 
     def cycle(self, x: torch.Tensor, direction: str) -> Cycle:
         """s -> s' -> s''. The way back uses A_T(s'), the attention of the *translated*
@@ -122,41 +127,39 @@ class AGGAN(nn.Module):
             att_back = fwd.attention
         else:
             att_back = self.attention(fwd.image, back_dir)
-        return Cycle(fwd, att_back * raw_back + (1 - att_back) * fwd.image)
+        return Cycle(fwd, compose(fwd.image, raw_back, att_back))
 
-    # -- what the discriminators see (Eq. 6) -----------------------------------------
-    def masked_for_d(self, stage2: bool) -> bool:
-        return stage2 and self.cfg.attention_guided_d
-
+    # -- what the discriminators see (Eq. 6): `stage.d_masked` says whether they are masked --
     def d_mask(self, attention: torch.Tensor, tau: float | None = None) -> torch.Tensor:
         """Eq. 6's mask: [A >= tau] as the released code (`tau_inclusive`), or [A > tau] as the paper writes."""
         tau = self.cfg.tau if tau is None else tau
         keep = attention >= tau if self.cfg.tau_inclusive else attention > tau
         return keep.to(attention.dtype)
 
-    def d_input(self, image: torch.Tensor, attention: torch.Tensor, stage2: bool) -> torch.Tensor:
+    def d_input(self, image: torch.Tensor, attention: torch.Tensor, stage: Stage) -> torch.Tensor:
         """Stage 1: the whole image. Stage 2: only the pixels of `d_mask(attention)`."""
-        if not self.masked_for_d(stage2):
+        if not stage.d_masked:
             return image
         return image * self.d_mask(attention)
 
-    def fake_for_d(self, fwd: Translation, stage2: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def fake_for_d(self, fwd: Translation, stage: Stage) -> tuple[torch.Tensor, torch.Tensor]:
         """The (image, mask) pair a fake contributes, to G's adversarial term and to the pool.
 
         s' in stage 1; in stage 2 s' (`d_fake='composite'`, released code) or F_ST(s)
         (`'raw'`, Eq. 6), which `d_input` then masks by the pair's own attention.
         """
-        raw = self.masked_for_d(stage2) and self.cfg.d_fake == "raw"
+        raw = stage.d_masked and self.cfg.d_fake == "raw"
         return (fwd.raw if raw else fwd.image), fwd.attention
 
-    def judge_score(self, direction: str, image, attention, stage2: bool) -> torch.Tensor:
+    def judge_score(self, direction: str, image, attention, stage: Stage) -> torch.Tensor:
+        """D's scores for `image`; a masked D runs without its instance norms (same weights, Eq. 7)."""
         dis = self.judge(direction)
-        return dis(self.d_input(image, attention, stage2), norm=not self.masked_for_d(stage2))
+        return dis(self.d_input(image, attention, stage), norm=not stage.d_masked)
 
     # -- losses (Eq. 2-4, 7) ------------------------------------------------------
-    def adversarial_loss(self, direction: str, fwd: Translation, stage2: bool) -> torch.Tensor:
+    def adversarial_loss(self, direction: str, fwd: Translation, stage: Stage) -> torch.Tensor:
         """Generator term (LSGAN, Eq. 2): F (and A) want D to score the fake as real (1)."""
-        pred = self.judge_score(direction, *self.fake_for_d(fwd, stage2), stage2)
+        pred = self.judge_score(direction, *self.fake_for_d(fwd, stage), stage)
         return gan_loss(pred, True, self.cfg.gan_loss)
 
     def cycle_loss(self, x: torch.Tensor, cyc: Cycle) -> torch.Tensor:
@@ -170,13 +173,13 @@ class AGGAN(nn.Module):
         weight = self.cfg.lambda_cyc * self.cfg.lambda_identity
         return weight * F.l1_loss(self.translate(target, direction).image, target)
 
-    def generator_loss(self, s, t, directions, stage2: bool):
+    def generator_loss(self, s, t, directions, stage: Stage):
         """Eq. 4 (Eq. 7 in stage 2) for the generators of `directions`: both cycles count,
         the adversarial terms of `directions` only. Returns (total, named terms, and the
         forward translations s', t' by direction, which the discriminators then judge)."""
         cycles = {"s2t": self.cycle(s, "s2t"), "t2s": self.cycle(t, "t2s")}
         cyc = {d: self.cycle_loss(x, cycles[d]) for d, x in (("s2t", s), ("t2s", t))}
-        adv = {d: self.adversarial_loss(d, cycles[d].forward, stage2) for d in directions}
+        adv = {d: self.adversarial_loss(d, cycles[d].forward, stage) for d in directions}
         loss = sum(adv.values()) + cyc["s2t"] + cyc["t2s"]
         terms = {**{f"adv_{d}": v for d, v in adv.items()}, **{f"cyc_{d}": v for d, v in cyc.items()}}
         if self.cfg.lambda_identity:
@@ -186,8 +189,8 @@ class AGGAN(nn.Module):
             terms.update(idt)
         return loss, terms, {d: c.forward for d, c in cycles.items()}
 
-    def discriminator_loss(self, direction: str, real, real_att, fake, fake_att, stage2: bool):
+    def discriminator_loss(self, direction: str, real, real_att, fake, fake_att, stage: Stage):
         """D term (LSGAN, halved as in CycleGAN): real -> 1, fake (from the pool) -> 0."""
-        pred_real = self.judge_score(direction, real, real_att, stage2)
-        pred_fake = self.judge_score(direction, fake, fake_att, stage2)
+        pred_real = self.judge_score(direction, real, real_att, stage)
+        pred_fake = self.judge_score(direction, fake, fake_att, stage)
         return discriminator_gan_loss(pred_real, pred_fake, self.cfg.gan_loss)

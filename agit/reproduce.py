@@ -53,7 +53,8 @@ from pathlib import Path
 
 from .config import PRESETS, Config, preset
 from .locks import FolderLocked, folder_lock
-from .run import HOW_KEYS, Run, RunError, config_changes
+from .config import HOW_KEYS, config_changes
+from .run import Run, RunError
 
 STAGES = ("00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
           "06_explore")

@@ -25,7 +25,6 @@ What makes a folder trustworthy (README: "Runs and checkpoints"):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import io
 import json
@@ -35,20 +34,14 @@ import pickle
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import torch
 
-from .config import Config
+from .config import HOW_KEYS, RESCHEDULABLE_KEYS, Config, config_changes, describe_changes
 from .locks import folder_lock
 
-# Fields that change how a run computes or what it records, not what it learns: a resume
-# may change them (the log records it), and reproduce ignores them when comparing runs.
-HOW_KEYS = ("extra", "data", "workers", "recompute_activations", "cache_images", "compile",
-            "sample_every", "n_samples", "checkpoint_every")
-# The one schedule field a resume may change: the number of epochs (e.g. to train longer).
-# The lr schedule (train.lr_factor) follows the new value from the resumed epoch on.
-RESCHEDULABLE_KEYS = ("epochs",)
 # What a run writes into its folder: what --overwrite removes (nothing else there is touched).
 RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints")
 STATE_KEYS = ("model", "config", "epoch", "step")
@@ -294,6 +287,21 @@ class Run:
                 (self.path / name).unlink()
         self.write_config(cfg)
 
+    def begin(self, cfg: Config, overwrite: bool, resumed: dict | None, at: tuple[int, int], **facts) -> None:
+        """Open the folder for training from (epoch, step) `at`: a new run (`resumed` None) claims it
+        (`start`); a resumed one must find it where its checkpoint left it, and trims the log back to
+        there. Logs a 'start' or 'resume' row with `resumed` (what the resume began from) and `facts`."""
+        if resumed is None:
+            self.start(cfg, overwrite)
+        elif self.progress() != at:
+            raise RunError(f"{self} moved on since this resume loaded it (another process trained it "
+                           f"meanwhile); resume again")
+        else:
+            self.write_config(cfg)
+            self.trim_log(*at)
+        self.append_log({"kind": "start" if resumed is None else "resume", "epoch": at[0], "step": at[1],
+                         "time": time.time(), **(resumed or {}), **facts})
+
     def _occupied(self, found: list[str]) -> str:
         try:
             done = self.progress()
@@ -334,18 +342,6 @@ class Run:
 
 
 # ----------------------------------------------------------------------------- config checks
-
-
-def config_changes(saved: dict, wanted: dict) -> dict[str, tuple]:
-    """{field: (saved, wanted)} for each field that differs; a field the saved config lacks
-    (added to Config after it was written) counts as its default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
-    return {k: (saved.get(k, defaults.get(k)), v) for k, v in wanted.items()
-            if saved.get(k, defaults.get(k)) != v}
-
-
-def describe_changes(changes: dict[str, tuple]) -> str:
-    return ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
 
 
 def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[str, tuple]]:

@@ -69,13 +69,13 @@ def flops(fn) -> int:
 def plain_step(trainer: Trainer, s, t):
     """The released code's iteration written the plain way: every quantity recomputed where it is
     used, D's parameters not excluded from G's backward, zero-filled grads, per-tensor Adam."""
-    m, stage2 = trainer.model, trainer.stage2
+    m, stage = trainer.model, trainer.stage
     opts = trainer.plain_opts
 
     def g_loss(direction):
         x = s if direction == "s2t" else t
-        fake, mask = m.fake_for_d(m.translate(x, direction), stage2)
-        pred = m.judge(direction)(m.d_input(fake, mask, stage2), norm=not m.masked_for_d(stage2))
+        fake, mask = m.fake_for_d(m.translate(x, direction), stage)
+        pred = m.judge(direction)(m.d_input(fake, mask, stage), norm=not stage.d_masked)
         cyc = sum(m.cycle_loss(y, m.cycle(y, d)) for y, d in ((s, "s2t"), (t, "t2s")))
         return F.mse_loss(pred, torch.ones_like(pred)) + cyc
 
@@ -84,9 +84,9 @@ def plain_step(trainer: Trainer, s, t):
         with torch.no_grad():
             fwd = m.translate(x, direction)
             real_att = m.attention(real, "t2s" if direction == "s2t" else "s2t")
-        fake, mask = m.fake_for_d(fwd, stage2)
-        fake, mask = trainer.pools[direction].query(fake, mask)
-        return m.discriminator_loss(direction, real, real_att, fake, mask, stage2)
+        fake, mask = m.fake_for_d(fwd, stage)
+        fake, mask = trainer.updates.pools[direction].query(fake, mask)
+        return m.discriminator_loss(direction, real, real_att, fake, mask, stage)
 
     for direction, g, d in (("s2t", "g_s2t", "d_t"), ("t2s", "g_t2s", "d_s")):
         for o in opts.values():
@@ -102,11 +102,10 @@ def make_trainer(data: Path, size: int | None, stage2: bool, preset_name: str = 
     sized = {"size": size} if size else {}  # None: the preset's
     trainer = Trainer(preset(preset_name, data=str(data), **sized, **overrides), Path(tempfile.mkdtemp()))
     if stage2:
-        trainer.epoch = trainer.cfg.switch_epoch
-        trainer.enter_stage()
+        trainer.set_epoch(trainer.cfg.switch_epoch)
     trainer.plain_opts = {
         k: torch.optim.Adam(o.param_groups[0]["params"], lr=trainer.cfg.lr, betas=(0.5, 0.999), foreach=False)
-        for k, o in trainer.opt.items()
+        for k, o in trainer.updates.opt.items()
     }
     return trainer
 

@@ -78,7 +78,7 @@ def test_discogan_loss_is_cross_entropy_with_reconstruction_weighted_equally():
     m = tiny("discogan")
     assert type(m) is DiscoGAN
     s, t = images(1, seed=1), images(1, seed=2)
-    loss, terms, fakes = m.generator_loss(s, t, ("s2t", "t2s"), stage2=False)
+    loss, terms, fakes = m.generator_loss(s, t, ("s2t", "t2s"), m.cfg.stage(0))
     for d, x in (("s2t", s), ("t2s", t)):
         logits = m.judge(d)(fakes[d].image)
         torch.testing.assert_close(terms[f"adv_{d}"], -F.logsigmoid(logits).mean())  # non-saturating
@@ -88,7 +88,7 @@ def test_discogan_loss_is_cross_entropy_with_reconstruction_weighted_equally():
     real, fake = images(1, seed=3), images(1, seed=4)
     pr, pf = m.dis_t(real), m.dis_t(fake)
     expected = -F.logsigmoid(pr).mean() - F.logsigmoid(-pf).mean()  # not halved
-    torch.testing.assert_close(m.discriminator_loss("s2t", real, None, fake, None, False), expected)
+    torch.testing.assert_close(m.discriminator_loss("s2t", real, None, fake, None, m.cfg.stage(0)), expected)
 
 
 def test_ra_module_output_is_one_plus_mask_times_trunk():
@@ -116,7 +116,7 @@ def test_unit_encoders_share_high_level_layers_only():
     assert len(params) == len({id(p) for p in params})  # one optimiser sees each shared weight once
     x = images(2)
     assert torch.equal(m.translate(x).image, m.translate(x).image)  # mean code: deterministic
-    loss, terms, _ = m.generator_loss(x[:1], x[1:], ("s2t", "t2s"), stage2=False)
+    loss, terms, _ = m.generator_loss(x[:1], x[1:], ("s2t", "t2s"), m.cfg.stage(0))
     assert {"recon_s", "kl_t", "cyc_s2t", "kl_cyc_t2s", "adv_t2s"} <= set(terms)
     assert torch.isfinite(loss)
 
@@ -124,9 +124,9 @@ def test_unit_encoders_share_high_level_layers_only():
 def test_identity_loss_is_optional_and_weighted_like_cyclegan():
     m = tiny("cyclegan", lambda_identity=0.5)
     s, t = images(1, seed=1), images(1, seed=2)
-    _, terms, _ = m.generator_loss(s, t, ("s2t",), stage2=False)
+    _, terms, _ = m.generator_loss(s, t, ("s2t",), m.cfg.stage(0))
     torch.testing.assert_close(terms["idt_s2t"], 10 * 0.5 * F.l1_loss(m.gen_s2t(t), t))
-    assert "idt_s2t" not in tiny("cyclegan").generator_loss(s, t, ("s2t",), False)[1]
+    assert "idt_s2t" not in tiny("cyclegan").generator_loss(s, t, ("s2t",), m.cfg.stage(0))[1]
 
 
 # -- every baseline trains, logs finite losses and resumes bit-identically ------------------------

@@ -92,12 +92,14 @@ def test_stage2_discriminator_input_is_thresholded(name, inclusive):
     att = torch.zeros(1, 1, 8, 8)
     att[..., :4] = 0.5
     att[..., 4:6] = 0.1  # exactly tau: kept by the released code's >=, not by the paper's >
-    assert torch.equal(m.d_input(img, att, stage2=False), img)
-    masked = m.d_input(img, att, stage2=True)
+    stage1, stage2 = m.cfg.stage(0), m.cfg.stage(m.cfg.switch_epoch)
+    assert torch.equal(m.d_input(img, att, stage1), img)
+    masked = m.d_input(img, att, stage2)
     assert masked[..., :4].eq(1).all() and masked[..., 6:].eq(0).all()
     assert masked[..., 4:6].eq(1 if inclusive else 0).all()
     # whole-image D ablations never mask
-    assert torch.equal(tiny(variant="d").d_input(img, att, stage2=True), img)
+    whole = tiny(variant="d")
+    assert torch.equal(whole.d_input(img, att, whole.cfg.stage(whole.cfg.switch_epoch)), img)
 
 
 @pytest.mark.parametrize("d_fake", ["composite", "raw"])
@@ -105,8 +107,8 @@ def test_stage2_fake_for_d_follows_the_setting(d_fake):
     m = tiny(d_fake=d_fake)
     x = torch.rand(1, 3, 32, 32)
     tr = m.translate(x)
-    assert m.fake_for_d(tr, stage2=False)[0] is tr.image
-    assert m.fake_for_d(tr, stage2=True)[0] is (tr.image if d_fake == "composite" else tr.raw)
+    assert m.fake_for_d(tr, m.cfg.stage(0))[0] is tr.image
+    assert m.fake_for_d(tr, m.cfg.stage(m.cfg.switch_epoch))[0] is (tr.image if d_fake == "composite" else tr.raw)
     assert preset("official").d_fake == "composite" and preset("paper").d_fake == "raw"
 
 
@@ -124,8 +126,7 @@ def test_stage2_d_inputs_in_the_generator_term_and_through_the_pool(tiny_data, t
     from agit.train import Trainer
 
     t = Trainer(preset("ci", data=str(tiny_data), d_fake=d_fake, tau_inclusive=inclusive), tmp_path)
-    t.epoch = t.cfg.switch_epoch
-    t.enter_stage()
+    t.set_epoch(t.cfg.switch_epoch)
     m = t.model
     att = torch.zeros(1, 1, 32, 32)
     att[..., :10], att[..., 10:20], att[..., 20:] = 0.05, 0.1, 0.7  # below, at and above tau
@@ -143,8 +144,8 @@ def test_stage2_d_inputs_in_the_generator_term_and_through_the_pool(tiny_data, t
         torch.testing.assert_close(g_term, fake[direction])
         torch.testing.assert_close(real_shown, real * mask)
         torch.testing.assert_close(pooled, fake[direction])  # the pool's first answer is the new fake
-        stored_image, stored_mask = t.pools[direction].items[0]
-        torch.testing.assert_close(m.d_input(stored_image[None], stored_mask[None], True), fake[direction])
+        stored_image, stored_mask = t.updates.pools[direction].items[0]
+        torch.testing.assert_close(m.d_input(stored_image[None], stored_mask[None], t.stage), fake[direction])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -153,8 +154,7 @@ def test_every_variant_masks_real_and_fake_alike(tiny_data, tmp_path, variant):
     from agit.train import Trainer
 
     t = Trainer(preset("ci", data=str(tiny_data), variant=variant), tmp_path)
-    t.epoch = t.cfg.switch_epoch
-    t.enter_stage()
+    t.set_epoch(t.cfg.switch_epoch)
     m = t.model
     learned = {d: m.attention_net(d) is not None for d in ("s2t", "t2s")}
     low = torch.full((1, 1, 32, 32), 0.05)  # every learned map below tau: a masked input is black

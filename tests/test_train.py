@@ -8,7 +8,8 @@ import torch
 from agit import preset
 from agit.cli import main
 from agit.run import Run
-from agit.train import Interrupted, Trainer, TrainingDiverged, lr_factor
+from agit.step import lr_factor
+from agit.train import Interrupted, Trainer, TrainingDiverged
 from agit.translate import translate_folder
 
 
@@ -22,9 +23,8 @@ def changed(before, module):
 
 def test_switch_freezes_attention_while_g_and_d_train(ci_cfg, tmp_path):
     t = Trainer(ci_cfg, tmp_path / "run")
-    t.epoch = ci_cfg.switch_epoch
-    t.enter_stage()
-    assert t.stage2
+    t.set_epoch(ci_cfg.switch_epoch)
+    assert t.stage.number == 2 and t.stage.attention_frozen and t.stage.d_masked
     m = t.model
     before = {n: snapshot(getattr(m, n)) for n in ("att_s", "att_t", "gen_s2t", "gen_t2s", "dis_s", "dis_t")}
     s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
@@ -41,8 +41,8 @@ def test_stage1_trains_attention_and_da_never_freezes(ci_cfg, tmp_path):
     t.train_step(s, u)
     assert changed(before, t.model.att_s)
     da = Trainer(preset("ci", data=ci_cfg.data, variant="da"), tmp_path / "da")
-    da.epoch = 5
-    da.enter_stage()
+    da.set_epoch(5)
+    assert da.stage.number == 2 and not da.stage.attention_frozen
     assert all(p.requires_grad for p in da.model.att_s.parameters())
 
 
@@ -160,8 +160,7 @@ def test_recomputed_activations_train_identically(ci_cfg, tmp_path):
     s, u = plain.domains[0][0]["image"][None], plain.domains[1][0]["image"][None]
     for stage2 in (False, True):
         for t in (plain, lean):
-            t.epoch = ci_cfg.switch_epoch if stage2 else 0
-            t.enter_stage()
+            t.set_epoch(ci_cfg.switch_epoch if stage2 else 0)
             t.train_step(s, u)
     for k, v in plain.model.state_dict().items():
         torch.testing.assert_close(v, lean.model.state_dict()[k], rtol=1e-5, atol=1e-6)
@@ -171,8 +170,7 @@ def one_step_each_stage(t, s, u):
     """Losses of a stage-1 and a stage-2 iteration."""
     out = []
     for epoch in (0, t.cfg.switch_epoch):
-        t.epoch = epoch
-        t.enter_stage()
+        t.set_epoch(epoch)
         out.append(t.train_step(s, u))
     return out
 
@@ -206,11 +204,11 @@ def test_mixed_precision_trains_float32_weights_and_resumes_its_scaler(ci_cfg, t
         assert all(math.isfinite(v) for v in losses.values())
     assert changed(before, t.model)
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
-    assert t.scaler.is_enabled() == (precision == "fp16")  # bf16 has float32's range: nothing to scale
+    assert t.updates.scaler.is_enabled() == (precision == "fp16")  # bf16 has float32's range: nothing to scale
     if precision == "fp16":
-        t.scaler.update(1234.0)
+        t.updates.scaler.update(1234.0)
         t.save()
-        assert Trainer.resume(tmp_path / "run").scaler.get_scale() == 1234.0
+        assert Trainer.resume(tmp_path / "run").updates.scaler.get_scale() == 1234.0
 
 
 def test_unknown_precision_is_refused_by_name():
