@@ -24,7 +24,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from .data import DomainFolder, domain_folders, mask_folder_for
-from .metrics import EXTRACTORS, METRIC_KEYS, Reference, evaluate_direction, label_cnn, to_uint8
+from .features import EXTRACTORS, label_cnn, to_uint8
+from .metrics import METRIC_KEYS, Reference, evaluate_direction
 from .model import DIRECTIONS, REVERSE, AGGAN
 from .run import Run
 from .translate import translate_dataset

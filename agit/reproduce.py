@@ -439,7 +439,7 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
         except Exception as err:  # noqa: BLE001 - collected, then re-raised below
             problems.append(err)
     if check_kid and profile["kid"]["extractor"] == "inception":
-        from .metrics import inception_weights_path
+        from .features import inception_weights_path
 
         try:
             inception_weights_path()

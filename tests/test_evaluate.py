@@ -81,7 +81,7 @@ def test_counterfactual_columns_rank_a_second_rendering_far_above_identity_and_r
 def test_object_classifier_sees_only_objects_and_metrics_repeat(sanity_data, tmp_path):
     import shutil
 
-    from agit.metrics import _labelled_train_set, list_images
+    from agit.features import _labelled_train_set, list_images
 
     files = {f: list_images(sanity_data / f) for f in ("trainA", "trainB")}
     images, labels = _labelled_train_set(sanity_data, files, "object", 32)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch_fidelity.metric_kid import kid_features_to_metric, kernel_mmd
 
+from agit import features
 from agit import metrics as M
 
 torch.set_num_threads(1)
@@ -32,7 +33,7 @@ def reference_mmd2(x, y):
 
 def test_kid_matches_torch_fidelity():
     a, b = feats(80, seed=1), feats(70, shift=0.3, seed=2)
-    ours = M.kid(a, b, subsets=10, subset_size=50, seed=3)
+    ours = M.kid_estimate(a, b, subsets=10, subset_size=50, seed=3)
     theirs = kid_features_to_metric(a, b, kid_subsets=10, kid_subset_size=50, rng_seed=3, verbose=False)
     assert ours[0] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-12)
     assert ours[1] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-12)
@@ -42,7 +43,7 @@ def test_kid_matches_torch_fidelity():
 
 def test_full_subset_is_the_full_sample_estimate():
     a, b = feats(20, seed=1), feats(20, shift=0.5, seed=2)
-    mean, std = M.kid(a, b, subsets=1, subset_size=20)
+    mean, std = M.kid_estimate(a, b, subsets=1, subset_size=20)
     assert mean == pytest.approx(reference_mmd2(a, b), rel=1e-10)
     assert std == 0
     # unequal sizes use the general estimator
@@ -51,8 +52,8 @@ def test_full_subset_is_the_full_sample_estimate():
 
 def test_kid_near_zero_for_same_distribution_positive_for_shifted():
     a, b = feats(200, seed=1), feats(200, seed=2)
-    same, same_std = M.kid(a, b)
-    shifted, _ = M.kid(a, feats(200, shift=1.0, seed=3))
+    same, same_std = M.kid_estimate(a, b)
+    shifted, _ = M.kid_estimate(a, feats(200, shift=1.0, seed=3))
     assert abs(same) < 3 * same_std + 1e-3
     assert shifted > 0.1 and shifted > 10 * abs(same)
 
@@ -68,8 +69,8 @@ def test_paper_kid_averages_target_and_source():
     out = M.paper_kid(t, s, g, extractor="domain-cnn", seed=4)
     to_g = M.subset_mmds(t, g, seed=4)
     to_s = M.subset_mmds(t, s, seed=4)
-    assert out["kid_target"] == pytest.approx(100 * M.kid(t, g, seed=4)[0])
-    assert out["kid_source"] == pytest.approx(100 * M.kid(t, s, seed=4)[0])
+    assert out["kid_target"] == pytest.approx(100 * M.kid_estimate(t, g, seed=4)[0])
+    assert out["kid_source"] == pytest.approx(100 * M.kid_estimate(t, s, seed=4)[0])
     assert out["kid"] == pytest.approx((out["kid_target"] + out["kid_source"]) / 2)
     assert out["kid_std"] == pytest.approx(100 * ((to_g + to_s) / 2).std())
     assert out["kid_extractor"] == "domain-cnn"
@@ -78,19 +79,19 @@ def test_paper_kid_averages_target_and_source():
 def test_missing_inception_weights_message(monkeypatch, tmp_path):
     monkeypatch.delenv("AGIT_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(M.MissingWeightsError) as err:
-        M.EXTRACTORS["inception"]()
+    with pytest.raises(features.MissingWeightsError) as err:
+        features.EXTRACTORS["inception"]()
     msg = str(err.value)
-    assert M.INCEPTION_WEIGHTS in msg
-    assert "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + M.INCEPTION_WEIGHTS in msg
-    assert str(tmp_path / "checkpoints" / M.INCEPTION_WEIGHTS) in msg
+    assert features.INCEPTION_WEIGHTS in msg
+    assert "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + features.INCEPTION_WEIGHTS in msg
+    assert str(tmp_path / "checkpoints" / features.INCEPTION_WEIGHTS) in msg
     assert "AGIT_INCEPTION_WEIGHTS=" in msg
 
 
 def test_inception_uses_local_weights(monkeypatch, tmp_path):
     from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 
-    weights = tmp_path / M.INCEPTION_WEIGHTS
+    weights = tmp_path / features.INCEPTION_WEIGHTS
     weights.write_bytes(b"fake")
     monkeypatch.setenv("AGIT_INCEPTION_WEIGHTS", str(weights))
     seen = {}
@@ -105,7 +106,7 @@ def test_inception_uses_local_weights(monkeypatch, tmp_path):
             return (torch.zeros(len(x), 2048),)
 
     monkeypatch.setattr(tf_inception, "FeatureExtractorInceptionV3", FakeInception)
-    extractor = M.EXTRACTORS["inception"]()
+    extractor = features.EXTRACTORS["inception"]()
     assert seen == {"name": "inception-v3-compat", "features": ["2048"], "path": str(weights)}
     assert extractor(torch.zeros(3, 3, 32, 32, dtype=torch.uint8)).shape == (3, 2048)
     assert extractor.name == "inception"
@@ -166,7 +167,7 @@ def make_dataset(root, n=16, size=32):
 
 def test_domain_cnn_trains_separates_and_caches(tmp_path):
     make_dataset(tmp_path)
-    cnn = M.label_cnn(tmp_path, "domain")
+    cnn = features.label_cnn(tmp_path, "domain")
     cache = tmp_path / ".agit" / "domain_cnn.pt"
     assert cache.is_file()
     red = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
@@ -177,12 +178,12 @@ def test_domain_cnn_trains_separates_and_caches(tmp_path):
     assert cnn.features(red).shape == (4, 128)
 
     mtime = cache.stat().st_mtime_ns
-    again = M.label_cnn(tmp_path, "domain")
+    again = features.label_cnn(tmp_path, "domain")
     assert cache.stat().st_mtime_ns == mtime
     assert torch.equal(again.features(blue), cnn.features(blue))
-    assert M.EXTRACTORS["domain-cnn"](tmp_path).name == "domain-cnn"
+    assert features.EXTRACTORS["domain-cnn"](tmp_path).name == "domain-cnn"
     with pytest.raises(ValueError, match="scene-cnn.*synthetic data.*meta.json"):
-        M.label_cnn(tmp_path, "scene")
+        features.label_cnn(tmp_path, "scene")
 
 
 def stripes(n, size=32, period=4.0, phase=0.0, colour=(1.0, 1.0, 1.0)):
@@ -214,8 +215,8 @@ def test_counterfactual_psnr():
 def test_evaluate_direction(tmp_path):
     m = masks().repeat(30, 1, 1, 1)
     x = torch.rand(60, 3, 8, 8) * 2 - 1
-    extractor = M.Extractor("toy", lambda imgs: imgs.flatten(1)[:, :16].double() / 255)
-    feats_x = extractor(M.to_uint8(x))
+    extractor = features.Extractor("toy", lambda imgs: imgs.flatten(1)[:, :16].double() / 255)
+    feats_x = extractor(features.to_uint8(x))
     ref = M.Reference(feats_x, feats_x, x, feats_x, lambda imgs: torch.ones(len(imgs)))
     out = M.evaluate_direction(x, x, m, m, ref, extractor)
     assert out["kid_extractor"] == "toy" and out["kid"] < 0.5 and out["cf_kid"] < 0.5
