@@ -13,6 +13,8 @@ from agit.cli import default_run_dir, main
 from agit.run import Run
 from agit.train import Interrupted, Trainer
 
+from helpers import assert_same_training, stop_during
+
 BASELINES = [m for m in METHODS if m != "aggan"]
 
 
@@ -130,34 +132,17 @@ def test_identity_loss_is_optional_and_weighted_like_cyclegan():
 
 
 # -- every baseline trains, logs finite losses and resumes bit-identically ------------------------
-def states_equal(a, b):
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    for name, opt in a["optimizers"].items():
-        for pid, st in opt["state"].items():
-            for key, val in st.items():
-                assert torch.equal(torch.as_tensor(val), torch.as_tensor(b["optimizers"][name]["state"][pid][key]))
-
-
 @pytest.mark.parametrize("method", BASELINES)
 def test_baseline_trains_and_resumes_bit_identically(method, tiny_data, tmp_path):
     cfg = preset("ci", data=str(tiny_data), method=method, epochs=1, iters_per_epoch=2, sample_every=0)
     Trainer(cfg, tmp_path / "straight").fit(progress=False)
     cut = Trainer(cfg, tmp_path / "cut")
-    step = cut.train_step
-
-    def step_then_stop(s, t):  # Ctrl-C during the first iteration
-        out = step(s, t)
-        if cut.step == 0:
-            cut._request_stop()
-        return out
-
-    cut.train_step = step_then_stop
+    stop_during(cut, 0, 0)  # Ctrl-C during the first iteration
     with pytest.raises(Interrupted):
         cut.fit(progress=False)
     resumed = Trainer.resume(tmp_path / "cut")
     resumed.fit(progress=False)
-    states_equal(Run(tmp_path / "straight").load_checkpoint(), Run(tmp_path / "cut").load_checkpoint())
+    assert_same_training(Run(tmp_path / "straight").load_checkpoint(), Run(tmp_path / "cut").load_checkpoint())
 
     logs = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     iters = [r for r in logs if r["kind"] == "iter"]

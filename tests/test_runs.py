@@ -6,7 +6,6 @@ Training processes are forked from the test process (torch already imported: mil
 not seconds, to start) and run the real command line, `agit.cli.main`."""
 
 import errno
-import json
 import multiprocessing
 import os
 import random
@@ -26,6 +25,8 @@ from agit.cli import EXIT_INTERRUPTED, main
 from agit.locks import FolderLocked
 from agit.run import Run, UnsafeCheckpoint
 from agit.train import Interrupted, Trainer
+
+from helpers import assert_same_training, stop_during
 
 FORK = multiprocessing.get_context("fork")
 # ci with --epochs 1 has its switch at the last epoch: the "no stage 2" warning is checked once, below
@@ -62,16 +63,6 @@ def wait_until(condition, child, timeout=120):
         assert child.is_alive(), "the training process ended early"
         assert time.time() < end, "timed out"
         time.sleep(0.002)
-
-
-def same_training(a: dict, b: dict):
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    for name, opt in a["optimizers"].items():
-        for pid, st in opt["state"].items():
-            for key, val in st.items():
-                assert torch.equal(val, b["optimizers"][name]["state"][pid][key]), (name, key)
-    return True
 
 
 def iter_rows(run):
@@ -217,28 +208,20 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers(tiny_data, tmp_p
 
 def test_a_second_ctrl_c_during_the_checkpoint_write_changes_nothing(ci_cfg, tmp_path, monkeypatch):
     t = Trainer(ci_cfg, tmp_path / "run")
-    step = t.train_step
-
-    def step_then_ctrl_c(s, u):
-        out = step(s, u)
-        if t.step == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
+    stop_during(t, 0, 1, stop=lambda: os.kill(os.getpid(), signal.SIGINT))
     real_fsync = os.fsync
 
     def ctrl_c_while_writing(fd):
         os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of the checkpoint's write
         real_fsync(fd)
 
-    t.train_step = step_then_ctrl_c
     monkeypatch.setattr(os, "fsync", ctrl_c_while_writing)
     with pytest.raises(Interrupted, match="SIGINT at epoch 1, iteration 2"):
         t.fit(progress=False)
     monkeypatch.undo()
     state = Run(tmp_path / "run").load_checkpoint()
     assert (state["epoch"], state["step"]) == (0, 2)
-    same_training(state, t.state_dict())
+    assert_same_training(state, t.state_dict())
 
 
 # -- 4. resume checks the config ---------------------------------------------------------------------
@@ -273,7 +256,7 @@ def test_more_epochs_on_resume_continue_the_longer_schedule(ci_cfg, tmp_path):
     Trainer(ci_cfg, tmp_path / "extended").fit(progress=False)  # 2 epochs, finished
     Trainer.resume(tmp_path / "extended", epochs=4).fit(progress=False)
     a, b = Run(tmp_path / "straight"), Run(tmp_path / "extended")
-    assert same_training(a.load_checkpoint(), b.load_checkpoint())
+    assert assert_same_training(a.load_checkpoint(), b.load_checkpoint())
     assert [r["lr"] for r in iter_rows(a)] == [r["lr"] for r in iter_rows(b)]
 
 
@@ -359,15 +342,7 @@ def test_an_unreadable_latest_resumes_from_the_newest_readable_epoch(ci_cfg, tin
     Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
     run = Run(tmp_path / "run")
     t = Trainer(ci_cfg, run.path)
-    step = t.train_step
-
-    def step_then_stop(s, u):  # a stop request in the 2nd iteration of epoch 2
-        out = step(s, u)
-        if (t.epoch, t.step) == (1, 1):
-            t._request_stop()
-        return out
-
-    t.train_step = step_then_stop
+    stop_during(t, 1, 1)  # a stop request in the 2nd iteration of epoch 2
     with pytest.raises(Interrupted):
         t.fit(progress=False)
     assert run.progress() == (1, 2)
@@ -378,7 +353,7 @@ def test_an_unreadable_latest_resumes_from_the_newest_readable_epoch(ci_cfg, tin
     err = capsys.readouterr().err
     assert f"cannot read checkpoint {run.latest}: truncated or corrupt (" in err
     assert f"resuming from {run.epoch_checkpoint(1)} (epoch 1, iteration 0)" in err
-    assert same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
+    assert assert_same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
     assert iter_rows(run) == iter_rows(tmp_path / "straight")  # epoch 2's first rows redone, not doubled
 
 
@@ -422,5 +397,5 @@ def test_sigterm_at_random_iterations_then_resume_ends_bit_identical(tiny_data, 
         stops.append(run.progress())
     assert len(set(stops)) == 3 and stops[-1] < (3, 0)
     assert main(["train", "--out", str(run), "--resume"]) == 0
-    assert same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
+    assert assert_same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
     assert iter_rows(run) == iter_rows(tmp_path / "straight")

@@ -12,6 +12,8 @@ from agit.step import lr_factor
 from agit.train import Interrupted, Trainer, TrainingDiverged
 from agit.translate import translate_folder
 
+from helpers import assert_same_training, stop_during
+
 
 def snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
@@ -67,15 +69,6 @@ def final_state(run):
     return Run(run).load_checkpoint()
 
 
-def assert_same_training(a, b):
-    for k, v in a["model"].items():
-        assert torch.equal(v, b["model"][k]), k
-    for name, opt in a["optimizers"].items():
-        for pid, st in opt["state"].items():
-            for key, val in st.items():
-                assert torch.equal(val, b["optimizers"][name]["state"][pid][key]), (name, key)
-
-
 def test_resume_is_bit_identical(ci_cfg, tmp_path):
     Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
     Trainer(ci_cfg, tmp_path / "split").fit(epochs=1, progress=False)
@@ -92,15 +85,7 @@ def test_resume_is_bit_identical(ci_cfg, tmp_path):
 def test_interrupt_mid_epoch_checkpoints_and_resumes_identically(ci_cfg, tmp_path, capsys):
     Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
     t = Trainer(ci_cfg, tmp_path / "cut")
-    step = t.train_step
-
-    def step_then_ctrl_c(s, u):
-        out = step(s, u)
-        if t.epoch == 1 and t.step == 1:  # Ctrl-C lands during the 2nd iteration of epoch 2
-            t._request_stop()
-        return out
-
-    t.train_step = step_then_ctrl_c
+    stop_during(t, 1, 1)  # Ctrl-C lands during the 2nd iteration of epoch 2
     with pytest.raises(Interrupted, match="at epoch 2, iteration 2"):
         t.fit(progress=False)
     state = final_state(tmp_path / "cut")
