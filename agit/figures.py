@@ -255,17 +255,17 @@ def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) ->
 
 def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str = "") -> Figure:
     """Figs. 7/8: columns per run (its attention, or with show='mask' the thresholded mask
-    [A > τ] that the stage-2 discriminator sees, then its output); rows: images, both directions."""
+    of Eq. 6 that the stage-2 discriminator sees, then its output); rows: images, both directions."""
     rows, row_titles, col_titles = [], [], ["input"]
     for label in runs:
-        col_titles += [f"{label}: {'A' if show == 'attention' else '[A > τ]'}", f"{label}: output"]
+        col_titles += [f"{label}: {'A' if show == 'attention' else 'mask (Eq. 6)'}", f"{label}: output"]
     for direction in ("s2t", "t2s"):
         files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
         results = {}
         for label, run in runs.items():
             x, att, out, _ = translate_files(run, files, direction)
             if att is not None and show == "mask":
-                att = (att > model_of(run).cfg.tau).float()
+                att = model_of(run).d_mask(att)
             results[label] = (x, att, out)
         for k in range(len(files)):
             row = [next(iter(results.values()))[0][k]]

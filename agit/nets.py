@@ -24,7 +24,7 @@ def conv_in_relu(cin, cout, kernel, stride=1, padding=0, padding_mode="zeros", n
     return nn.Sequential(*layers)
 
 
-def run(net: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
+def maybe_recompute(net: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
     """`net(x)`; with `recompute`, keep only `x` for backward and recompute the layers then.
 
     A training step at 256 px holds four generator and four attention passes in
@@ -78,7 +78,7 @@ class Generator(nn.Module):
         )
 
     def forward(self, x):
-        return run(self.net, x, self.recompute)
+        return maybe_recompute(self.net, x, self.recompute)
 
 
 class AttentionNet(nn.Module):
@@ -106,7 +106,7 @@ class AttentionNet(nn.Module):
         self.recompute = cfg.recompute_activations
 
     def forward(self, x):
-        return run(self.net, x, self.recompute)
+        return maybe_recompute(self.net, x, self.recompute)
 
 
 class Discriminator(nn.Module):
