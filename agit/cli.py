@@ -16,13 +16,8 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 
 
-def run_name(cfg) -> str:
-    """AGGAN runs are named by variant, baselines by method."""
-    return cfg.variant if cfg.method == "aggan" else cfg.method
-
-
 def default_run_dir(cfg) -> Path:
-    return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{run_name(cfg)}"
+    return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{cfg.run_name}"
 
 
 def cmd_train(args):
@@ -46,7 +41,7 @@ def cmd_train(args):
         trainer = Trainer(cfg, args.out or default_run_dir(cfg), args.device, overwrite=args.overwrite)
     say = print if trainer.is_main_rank else (lambda *a: None)  # one voice under torchrun
     ranks = f", {trainer.world} ranks" if trainer.world > 1 else ""
-    say(f"training {trainer.cfg.preset}/{run_name(trainer.cfg)} on {trainer.cfg.data} "
+    say(f"training {trainer.cfg.preset}/{trainer.cfg.run_name} on {trainer.cfg.data} "
         f"({trainer.device}{ranks}) -> {trainer.run}")
     trainer.fit()
     say(f"done: {trainer.run}")
@@ -161,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_data)
 
-    from .reproduce import PROFILES, STAGES
+    from .profiles import PROFILES, STAGES
 
     rp = sub.add_parser("reproduce", help="run the notebooks of a profile: every table and figure, one command")
     rp.add_argument("--profile", default="quick", choices=list(PROFILES),

@@ -28,6 +28,11 @@ GAN_LOSSES = ("lsgan", "gan", "wgan")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def run_name(variant: str, method: str = "aggan") -> str:
+    """A run's short name: AGGAN's is its variant (Table 2), a baseline's its method (Table 1)."""
+    return variant if method == "aggan" else method
+
+
 @dataclass(frozen=True)
 class Stage:
     """Everything the stage switch changes (Sec. 3.2, Eq. 6-7), in one place: `Config.stage(epoch)`.
@@ -210,6 +215,10 @@ class Config:
         if epoch < self.switch_epoch:
             return Stage(1, attention_frozen=False, d_masked=False)
         return Stage(2, attention_frozen=self.freeze_attention, d_masked=self.attention_guided_d)
+
+    @property
+    def run_name(self) -> str:
+        return run_name(self.variant, self.method)
 
     def iterations_per_epoch(self, n_a: int, n_b: int) -> int:
         """`iters_per_epoch`, else one pass over the larger domain (the released code's epoch)."""

@@ -219,7 +219,7 @@ def table1(ctx, references: bool = True):
 
 def table2(ctx):
     """Table 2: the ablations on the main dataset (Ours with every seed)."""
-    main = ctx.profile["main"]
+    main = ctx.profile["main_dataset"]
     rows = {ctx.specs[k].label: {main: _results(ctx, ctx.seeds_of(k))} for k in ctx.names("table2")}
     return kid_table(rows, PAPER_TABLE2, ctx, "Table 2.")
 
@@ -231,7 +231,7 @@ def comparisons(ctx, against=("CycleGAN", REFERENCE_LABELS["identity"])):
     The spread is the larger of the two rows' std over seeds (a reference row has none).
     A difference is called a result only when it exceeds twice that spread."""
     num, _, _ = table1(ctx)
-    main = ctx.profile["main"]
+    main = ctx.profile["main_dataset"]
     rows = []
     for other in against:
         if other not in num.index:
@@ -267,9 +267,10 @@ def sweep_table(ctx, group: str):
     ex = ctx.profile["kid"]["extractor"]
     num, fmt = {}, {}
     for key in ctx.names(group):
-        cfg = ctx.config_for(ctx.specs[key])
+        spec = ctx.specs[key]
+        cfg = ctx.config_for(spec)
         m = _metrics(ctx.run_dir(key)) or {}
-        labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(ctx.specs[key].dataset))))
+        labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(spec.dataset))))
         n, f = {field_name: getattr(cfg, field_name)}, {field_name: getattr(cfg, field_name)}
         for d in ("s2t", "t2s"):
             for k, header, digits, _ in COLUMNS:
@@ -277,7 +278,7 @@ def sweep_table(ctx, group: str):
                 column = f"{labels[d]} {header.format(ex=ex)}"
                 n[column], f[column] = v, _num(v, digits)
         n["training"] = f["training"] = ctx.schedule(key)
-        num[key.split("/")[1]], fmt[key.split("/")[1]] = n, f
+        num[spec.name], fmt[spec.name] = n, f
     df = pd.DataFrame.from_dict(num, orient="index").sort_values(field_name)
     keep = [c for c in df.columns if c in ("training", field_name) or df[c].notna().any()]
     df, fmt_df = df[keep], pd.DataFrame.from_dict(fmt, orient="index").loc[df.index, keep]

@@ -17,7 +17,10 @@ import torch
 
 from agit import reproduce
 from agit.cli import main
+from agit.jobs import RunMismatch
+from agit.profiles import resolve_profile
 from agit.run import Run
+from agit.specs import run_specs
 from agit.tables import PAPER_TABLE1, PAPER_TABLE2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,12 +136,12 @@ def test_paper_profile_stops_at_the_first_notebook_naming_what_is_missing(tmp_pa
 
 
 def test_profiles_are_data_and_derive_their_runs():
-    quick = reproduce.resolve_profile("quick")
+    quick = resolve_profile("quick")
     from agit.config import PRESETS
 
-    assert quick["main"] == Path(PRESETS["quick"]["data"]).name and quick["datasets"][quick["main"]]["size"] == PRESETS["quick"]["size"]
-    specs = reproduce.run_specs(quick)
-    main = quick["main"]
+    assert quick["main_dataset"] == Path(PRESETS["quick"]["data"]).name and quick["datasets"][quick["main_dataset"]]["size"] == PRESETS["quick"]["size"]
+    specs = run_specs(quick)
+    main = quick["main_dataset"]
     cfgs = {k: reproduce.context("quick").config_for(s) for k, s in specs.items()}
     schedule = {(c.epochs, c.iters_per_epoch, c.batch_size, c.switch_epoch) for c in cfgs.values()
                 if c.switch_epoch == PRESETS["quick"]["switch_epoch"]}
@@ -148,7 +151,7 @@ def test_profiles_are_data_and_derive_their_runs():
     assert specs[f"{main}/d"].fork == ("ours", PRESETS["quick"]["switch_epoch"])
     assert all(s.fork for k, s in specs.items() if "/tau_" in k or "/switch_" in k)
     assert f"{main}/tau_0.1" not in specs  # the default threshold is the main run
-    paper = reproduce.run_specs("paper")
+    paper = run_specs(resolve_profile("paper"))
     assert {"horse2zebra/ours", "apple2orange/ours", "apple2orange/cyclegan", "horse2zebra/da"} <= set(paper)
     assert "apple2orange/da" not in paper  # ablations on the main dataset only
     assert reproduce.stage_names(["4", "05_figures", "explore"]) == ["04_kid_tables", "05_figures", "06_explore"]
@@ -186,7 +189,7 @@ def test_forked_run_equals_training_from_scratch_and_runs_resume(tmp_path, keep_
     ctx.ensure_runs(["tau_0.3"], evaluate=False)
     assert "ci/tau_0.3: finished" in capsys.readouterr().out
     (ctx.run_dir("tau_0.3") / "config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 1.0}))
-    with pytest.raises(reproduce.RunMismatch, match="lr=1.0"):
+    with pytest.raises(RunMismatch, match="lr=1.0"):
         ctx.ensure_runs(["tau_0.3"], evaluate=False)
 
 

@@ -1,0 +1,228 @@
+"""Training a profile's runs: the job scheduler behind `Context.ensure_runs`.
+
+Missing runs are trained, unfinished ones resumed, finished ones skipped, and runs
+without `metrics.json` evaluated; a fork (specs.py) starts from its parent's checkpoint
+as soon as the parent has written it. The runs train in this process, in `--jobs`
+local processes, or as submitit jobs (e.g. SLURM), each job one call of `_build`.
+Once a run is finished, only its latest.pt and the checkpoints forks start from are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from .config import HOW_KEYS, Config, config_changes
+from .run import Run, RunError
+from .specs import RunSpec
+
+
+class RunMismatch(RunError):
+    """A run folder holds a run trained with a different configuration than the profile asks."""
+
+
+def _check_same(run: Run, cfg: Config):
+    """RunMismatch if `run` was trained with other settings (HOW_KEYS aside)."""
+    saved = run.config_dict()
+    if saved is None:
+        return
+    diff = {k: v for k, v in config_changes(saved, cfg.to_dict()).items() if k not in HOW_KEYS}
+    if diff:
+        shown = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in list(diff.items())[:6])
+        raise RunMismatch(f"{run} was trained with {shown}; delete that folder to retrain it with "
+                          f"the current settings, or pick another --out")
+
+
+def train_run(spec: RunSpec, cfg: Config, run_dir: Path, parent_dir: Path | None = None,
+              device: str | None = None, threads: int | None = None) -> str:
+    """Train (or resume, or fork) one run to the end of its schedule; returns what was done."""
+    import torch
+
+    from .train import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    run = Run(run_dir)
+    with run.lock():  # decided and done by one process
+        _check_same(run, cfg)
+        state = run.progress()
+        if state is not None and state[0] >= cfg.epochs:
+            return "finished"
+        if state is None and spec.fork and parent_dir is not None:
+            parent = Run(parent_dir)
+            if parent.epoch_checkpoint(spec.fork[1]).is_file():
+                run.fork_from(parent, spec.fork[1], cfg)
+                state = (spec.fork[1], 0)
+        if state is None:  # files without a checkpoint: an attempt that never finished an epoch
+            trainer, done = Trainer(cfg, run_dir, device, overwrite=True), "trained"
+        else:
+            trainer = Trainer.resume(run_dir, device, **{k: v for k, v in cfg.to_dict().items() if k != "preset"})
+            done = "forked" if spec.fork and state == (spec.fork[1], 0) else "resumed"
+        trainer.fit(progress=False)
+    return done
+
+
+def evaluate_if_needed(run_dir: Path, kid_protocol: dict, device: str | None = None) -> bool:
+    """Evaluate a run whose metrics.json is missing, older than its checkpoint, or from another
+    KID protocol (`kid_protocol`: a profile's `kid`, its extractor, subsets and subset size)."""
+    from .evaluate import evaluate_run
+
+    run = Run(run_dir)
+    saved = run.metrics()
+    if saved is not None and run.metrics_file.stat().st_mtime >= run.latest.stat().st_mtime:
+        if (saved.get("kid_extractor") == kid_protocol["extractor"]
+                and saved.get("kid_subset_size", kid_protocol["subset_size"]) == kid_protocol["subset_size"]):
+            return False
+    evaluate_run(run_dir, kid=kid_protocol["extractor"], device=device, kid_subsets=kid_protocol["subsets"],
+                 kid_subset_size=kid_protocol["subset_size"])
+    run.write_metrics({**run.metrics(), "kid_subsets": kid_protocol["subsets"],
+                       "kid_subset_size": kid_protocol["subset_size"]})
+    return True
+
+
+def _build(spec_dict: dict, cfg_dict: dict, run_dir: str, parent_dir: str | None, kid_protocol: dict | None,
+           device: str | None, threads: int | None) -> tuple[str, float]:
+    """Worker: train then evaluate one run (a top-level function, so processes can run it)."""
+    start = time.time()
+    spec = RunSpec(**{**spec_dict, "fork": tuple(spec_dict["fork"]) if spec_dict["fork"] else None})
+    cfg = Config.from_dict(cfg_dict)
+    done = train_run(spec, cfg, Path(run_dir), Path(parent_dir) if parent_dir else None, device, threads)
+    if kid_protocol is not None and evaluate_if_needed(Path(run_dir), kid_protocol, device):
+        done += " + evaluated"
+    return done, time.time() - start
+
+
+def _cost(ctx, spec: RunSpec) -> float:
+    """Rough training cost of a run, in main runs: its share of epochs not forked."""
+    return 1 - spec.fork[1] / ctx.config_for(spec).epochs if spec.fork else 1
+
+
+def _parent(spec: RunSpec) -> str | None:
+    """The key of the run `spec` forks from."""
+    return f"{spec.dataset}/{spec.fork[0]}" if spec.fork else None
+
+
+def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[str, Path]:
+    """Make sure the runs `names` of the Context `ctx` (default: all of its profile) are trained
+    and evaluated.
+
+    Missing runs are trained, unfinished ones resumed, finished ones skipped; forks wait
+    for their parent. With `jobs` > 1, independent runs train in that many processes.
+    Returns {name: run folder} in the order asked.
+    """
+    paths = ctx.prepare_data(check_kid=evaluate)
+    if evaluate:
+        from .evaluate import prepare_classifiers
+
+        for path in paths.values():
+            prepare_classifiers(path, ctx.profile["kid"]["extractor"])
+    wanted = [ctx.spec(n).key for n in (names or ctx.specs)]
+    todo = list(dict.fromkeys(wanted))
+    for key in list(todo):  # a fork needs its parent
+        parent = _parent(ctx.specs[key])
+        if parent and parent not in todo:
+            todo.insert(0, parent)
+    # parents first, then the longest runs first (so parallel workers finish together)
+    todo.sort(key=lambda k: (ctx.specs[k].fork is not None, -_cost(ctx, ctx.specs[k])))
+    kid_protocol = ctx.profile["kid"] if evaluate else None
+    start, n = time.time(), len(todo)
+    jobs = max(1, min(jobs, n))
+    executor = executor_from(ctx.executor, ctx.out / "submitit")
+    # local processes share this machine's cores; a cluster job has its node's
+    local_share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and executor is None else None
+    threads = ctx.profile.get("threads") or local_share
+
+    def args(key):
+        spec = ctx.specs[key]
+        parent_dir = str(ctx.run_dir(_parent(spec))) if spec.fork else None
+        return (dataclasses.asdict(spec), ctx.config_for(spec).to_dict(), str(ctx.run_dir(key)), parent_dir,
+                kid_protocol, ctx.device, threads)
+
+    def report(k, key, done, seconds):
+        print(f"[{k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
+              f"— {time.time() - start:.0f} s so far", flush=True)
+
+    if jobs == 1 and executor is None:
+        for k, key in enumerate(todo, 1):
+            print(f"[{k}/{n}] {key} …", flush=True)
+            report(k, key, *_build(*args(key)))
+    else:
+        _ensure_parallel(todo, args, report, jobs, ctx, executor)
+    for key in todo:
+        prune_checkpoints(ctx, key)
+    return {key: ctx.run_dir(key) for key in wanted}
+
+
+def prune_checkpoints(ctx, key: str) -> list[Path]:
+    """Delete a finished run's per-epoch checkpoints but latest.pt and those forks start from.
+
+    A profile's batch would otherwise keep one checkpoint per epoch of every run (the
+    quick profile: 3.2 GB instead of 0.6; the paper's: hundreds of GB). Returns the files removed.
+    """
+    run = Run(ctx.run_dir(key))
+    if not run.finished():
+        return []  # unfinished: every checkpoint may still matter
+    return run.prune(s.fork[1] for s in ctx.specs.values() if _parent(s) == key)
+
+
+def executor_from(spec: str | None, folder: Path):
+    """What trains a profile's runs besides this process: None (local processes) or a
+    submitit executor for ``submitit[:key=value,...]``.
+
+    The keys are submitit's (``AutoExecutor.update_parameters``), e.g.
+    ``submitit:slurm_partition=gpu,gpus_per_node=1,cpus_per_task=8,timeout_min=2880``
+    submits each run as a SLURM job; ``cluster=local`` runs the same path as local
+    processes (what the tests use). Job logs go to `folder`.
+    """
+    if not spec:
+        return None
+    name, _, options = spec.partition(":")
+    pairs = [kv.partition("=") for kv in options.split(",") if kv]
+    if name != "submitit" or any(not sep for _, sep, _ in pairs):
+        raise ValueError(f"executor {spec!r}: expected 'submitit' or 'submitit:key=value,key=value'")
+    try:
+        import submitit
+    except ImportError:
+        raise RuntimeError("executor 'submitit' needs the optional extra: pip install -e '.[slurm]'") from None
+    params = {k: _typed(v) for k, _, v in pairs}
+    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
+    executor.update_parameters(**params)  # submitit names any key it does not know
+    return executor
+
+
+def _typed(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _ensure_parallel(todo, args, report, jobs, ctx, executor=None):
+    """At most `jobs` runs at a time, in local processes or as `executor`'s (cluster) jobs."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # longest first, a fork as soon as its parent is done: the workers finish about together
+    waiting, running, finished, k = sorted(todo, key=lambda key: -_cost(ctx, ctx.specs[key])), [], set(), 0
+    with (contextlib.nullcontext(executor) if executor is not None else
+          ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))) as pool:
+        while waiting or running:
+            for key in list(waiting):
+                parent = _parent(ctx.specs[key])
+                if len(running) < jobs and (parent is None or parent in finished or parent not in todo):
+                    waiting.remove(key)
+                    running.append((pool.submit(_build, *args(key)), key))
+                    print(f"started {key}", flush=True)
+            # both futures and submitit jobs answer done(); submitit rate-limits its queue checks
+            while not any(job.done() for job, _ in running):
+                time.sleep(0.5)
+            for job, key in [r for r in running if r[0].done()]:
+                running.remove((job, key))
+                k += 1
+                report(k, key, *job.result())
+                finished.add(key)
