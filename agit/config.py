@@ -28,6 +28,11 @@ GAN_LOSSES = ("lsgan", "gan", "wgan")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def load_size_for(size: int) -> int:
+    """The resize before the random crop, in CycleGAN's ratio 286/256 (64 -> 72, 256 -> 286)."""
+    return round(size * 286 / 256)
+
+
 def run_name(variant: str, method: str = "aggan") -> str:
     """A run's short name: AGGAN's is its variant (Table 2), a baseline's its method (Table 1)."""
     return variant if method == "aggan" else method
@@ -146,7 +151,7 @@ class Config:
         if self.size % 4:
             raise ValueError(f"size must be a multiple of 4 (two stride-2 stages), got {self.size}")
         if self.load_size is None:
-            self.load_size = round(self.size * 286 / 256)
+            self.load_size = load_size_for(self.size)
 
     def _check_method(self):
         """Method and variant agree: 'cyclegan' is both a method and a variant (one switch, two

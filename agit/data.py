@@ -30,6 +30,8 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from .config import load_size_for
+
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
 CYCLEGAN_DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite")
@@ -112,11 +114,6 @@ def read_mask(path: Path) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- dataset
-
-
-def load_size_for(size: int) -> int:
-    """The resize before the random crop, in CycleGAN's ratio 286/256 (64 -> 72, 256 -> 286)."""
-    return round(size * 286 / 256)
 
 
 class DomainFolder(Dataset):
