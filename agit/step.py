@@ -175,8 +175,9 @@ class Updates:
 
     def fresh_translations(self, directions, s, t, translations: Translations, stage: Stage):
         """s' and t' of the current generators, for Ds that step without a G step before them."""
+        sources = {"s2t": s, "t2s": t}
         with torch.no_grad(), self.autocast():
-            return {}, {"s2t": self.model.translate(s, "s2t"), "t2s": self.model.translate(t, "t2s")}
+            return {}, {d: self.model.translate(sources[d], d) for d in directions}
 
     def step_discriminator(self, directions, s, t, translations: Translations, stage: Stage):
         """D of the direction's target (D_T for s2t): real target images against pooled fakes (Eq. 2 / 7)."""
