@@ -219,7 +219,7 @@ class Trainer:
         self.probe = Probe(Path(cfg.data), cfg, self.device)
         self.stage = None
         self.set_epoch(0)
-        self._stop, self._stop_reason = False, None
+        self._stop_reason = None  # why a stop was requested (a signal's name); None: none was
         self._resumed = None  # how a resume began: {"from", "passed_over", "changed"} (see `resume`)
         self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
 
@@ -245,9 +245,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------
     def fit(self, epochs: int | None = None, progress: bool = True) -> Path:
         """Train until `epochs` (default cfg.epochs) holding the run folder's lock; returns the folder.
-
-        A stop signal ends the current iteration, writes a checkpoint and raises Interrupted.
-        """
+        A stop signal ends the current iteration, writes a checkpoint and raises Interrupted."""
         end = epochs or self.cfg.epochs
         with self.run.lock() if self.is_main_rank else contextlib.nullcontext(), stop_signals(self._request_stop):
             if self.is_main_rank and not self._opened:
@@ -270,7 +268,6 @@ class Trainer:
     def _request_stop(self, signum=None, frame=None):
         """A stop signal: finish the current iteration, then checkpoint and stop (never a half-updated
         state). A second one, even during the checkpoint's write, changes nothing."""
-        self._stop = True
         self._stop_reason = signal.Signals(signum).name if signum else "stop requested"
 
     def epoch_batches(self) -> DataLoader:
@@ -286,7 +283,7 @@ class Trainer:
         with self.run.log_writer() if self.is_main_rank else contextlib.nullcontext() as log:
             for s, t in bar:
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
-                losses, stop = distributed.reduce_step(self.train_step(s, t), self._stop, self.device)
+                losses, stop = distributed.reduce_step(self.train_step(s, t), bool(self._stop_reason), self.device)
                 _check_finite(losses, self.run, self.epoch, self.step)
                 self.step += 1
                 if log:
