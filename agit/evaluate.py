@@ -15,6 +15,7 @@ table's numbers their meaning.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 

@@ -28,6 +28,7 @@ maps are N×1×H×W, masks in {0, 1}, attention in [0, 1]; extractors take uint8
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass

@@ -21,6 +21,7 @@ Every table is written twice: CSV with plain numbers, Markdown formatted for rea
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -173,7 +174,6 @@ def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict]
 
 def _caption(ctx, title: str, shown: set) -> str:
     ex, kid = ctx.profile["kid"]["extractor"], ctx.profile["kid"]
-    epochs = ctx.config_for(ctx.specs[f"{ctx.profile['main']}/ours"])
     parts = [f"**{title}**"]
     if "cf_kid" in shown:
         parts.append("Ranked by the distance to the counterfactual — the true translation the synthetic pair "

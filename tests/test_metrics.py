@@ -1,6 +1,5 @@
 """Metrics: KID against torch-fidelity and a direct reference, ground-truth metrics on known answers."""
 
-import json
 import math
 
 import numpy as np

@@ -6,7 +6,6 @@ Training processes are forked from the test process (torch already imported: mil
 not seconds, to start) and run the real command line, `agit.cli.main`."""
 
 import errno
-import json
 import multiprocessing
 import os
 import random
