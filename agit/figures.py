@@ -227,26 +227,38 @@ def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
                  ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
 
 
-def _method_rows(per_method: dict, n: int) -> tuple[list, list]:
-    """One row per input image: the input, then per method its attention (if it has one) and output."""
-    rows, titles = [], ["input"]
+def counterfactuals_of(paths, size: int) -> torch.Tensor | None:
+    """The true translations of test image files (`<folder>_counterfactual/`, same names), or None."""
+    found = [Path(p).parent.with_name(Path(p).parent.name + "_counterfactual") / Path(p).name for p in paths]
+    return _load(found, size) if found and all(p.is_file() for p in found) else None
+
+
+def _method_rows(per_method: dict, n: int, counterfactual: torch.Tensor | None = None) -> tuple[list, list]:
+    """One row per input image: the input, its counterfactual (where the data have one), then per
+    method its attention (if it has one) and output."""
+    rows, titles = [], ["input"] + ["counterfactual (true translation)"] * (counterfactual is not None)
     for label, (_, att, _, _) in per_method.items():
         titles += [f"{label}: attention"] * (att is not None) + [f"{label}: output"]
     for k in range(n):
-        row = [next(iter(per_method.values()))[0][k]]
+        row = [next(iter(per_method.values()))[0][k]] + ([counterfactual[k]] if counterfactual is not None else [])
         for _, att, out, _ in per_method.values():
             row += ([att[k]] if att is not None else []) + [out[k]]
         rows.append(row)
     return rows, titles
 
 
+def _translated_rows(runs: dict, files, direction: str) -> tuple[list, list]:
+    per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
+    size = next(iter(per_method.values()))[0].shape[-1]
+    return _method_rows(per_method, len(files), counterfactuals_of(files, size))
+
+
 def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) -> Figure:
-    """Figs. 4/5: per row an input; per method its attention (if it has one) and output."""
+    """Figs. 4/5: per row an input (and its counterfactual); per method its attention (if any) and output."""
     rows, row_titles, col_titles = [], [], None
     for direction in directions:
         files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
-        per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
-        block, titles = _method_rows(per_method, len(files))
+        block, titles = _translated_rows(runs, files, direction)
         rows += block
         row_titles += [_dir_label(data, direction)] * len(block)
         col_titles = col_titles or titles
@@ -295,8 +307,7 @@ def object_free(runs: dict, data, n: int = 3) -> Figure:
         fig = Figure(figsize=(4, 1))
         fig.text(0.5, 0.5, "this dataset lists no object-free images", ha="center")
         return fig
-    outs = {label: translate_files(run, files, "s2t") for label, run in runs.items()}
-    rows, titles = _method_rows(outs, len(files))
+    rows, titles = _translated_rows(runs, files, "s2t")
     return _grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
                  "Fig. 17 — object-free inputs (should come back unchanged)")
 
