@@ -34,6 +34,7 @@ from .baselines import build_model
 from . import distributed
 from .config import Config
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
+from .info import write_run_readme
 from .model import AGGAN, DIRECTIONS, REVERSE
 
 
@@ -304,6 +305,8 @@ class Trainer:
                 self._end_epoch()
         finally:
             signal.signal(signal.SIGINT, previous)
+        if self.main:
+            write_run_readme(self.run)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run
 
     def _request_stop(self, *_):
