@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "is 0). The networks learned objects at the scale of the training images (e.g. 256 px): "
                         "a photo much larger or smaller than that shows them objects far larger or smaller than "
                         "they learned, and a large one needs memory in proportion to its pixels. Start with the "
-                        "run's training size. Default: each image at its own size")
+                        "run's training size (agit info RUN shows it). Default: each image at its own size")
     r.add_argument("--recursive", action="store_true", help="also the images in sub-folders (mirrored in OUT)")
     r.add_argument("--grid", action="store_true", help="also OUT/grid/NAME.png: input | attention | output")
     r.add_argument("--overlay", action="store_true", help="also OUT/overlay/NAME.png: the attention over the input")
