@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     """`agit.load` and `agit.Translator` (agit/api.py), imported on first use: their image I/O
-    adds about 0.7 s and 170 MB to `import agit`, which every CLI command pays."""
+    adds about 170 MB and 1–2 s (measured here) to `import agit`, which every CLI command pays."""
     if name in ("load", "Translator"):
         from . import api
 
