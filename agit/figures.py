@@ -9,7 +9,8 @@ safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes 
 * ``sweep_grid`` — Fig. 7 (switch epoch) and Fig. 8 (threshold τ, with the mask D sees);
 * ``ablation_grid`` — Fig. 10: the Table 2 variants side by side;
 * ``object_free`` — Fig. 17: images without the object, which should come back unchanged;
-* ``explore_panel`` — one image through one run at a chosen τ (the explore notebook).
+* ``explore_panel`` — one image through one run at a chosen τ (the explore notebook);
+* ``native_size`` — one image of any size through a run, at that size (agit translate's default).
 """
 
 from __future__ import annotations
@@ -328,6 +329,27 @@ def explore_panel(run, path, direction: str = "s2t", tau: float | None = None) -
                  f"D input: {'F(s)' if raw_shown else 's′'}·[A {op} τ]", "output"])
     fig.suptitle(f"{Path(run).name}, {Path(path).name}, {direction}: mean attention {a.mean():.3f}, "
                  f"{mask.mean():.0%} of pixels in the mask", fontsize=8)
+    return fig
+
+
+@torch.no_grad()
+def native_size(run, path, direction: str = "s2t", size: int | None = None, height_in: float = 2.0) -> Figure:
+    """input | attention | output of one image file through a run, each at the file's own size
+    (with `size`, the networks see the shorter side resized to it, as `agit translate --size`)."""
+    from .data import read_rgb
+    from .translate import translate_image
+
+    model = model_of(run)
+    x = read_rgb(path)[None].float() / 127.5 - 1
+    tr = translate_image(model, x, direction, size)
+    h, w = x.shape[-2:]
+    fig = Figure(figsize=(3 * height_in * w / h + 0.3, height_in + 0.6), layout="constrained")
+    for ax, img, title in zip(fig.subplots(1, 3), (x[0], tr.attention[0], tr.image[0]),
+                              (f"input, {w}×{h} px", "attention", "output (Eq. 1)")):
+        _show(ax, img, title)
+    seen = f", the networks at shorter side {size} px" if size else ""
+    fig.suptitle(f"{Path(run).name} ({direction}), trained on {model.cfg.size}-px crops: "
+                 f"one {w}×{h} image at its own size{seen}", fontsize=8)
     return fig
 
 

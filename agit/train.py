@@ -39,6 +39,7 @@ from . import distributed
 from .config import Config
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .distributed import pick_device
+from .info import write_run_readme
 from .model import DIRECTIONS, REVERSE
 from .run import Run, RunError, describe_changes, resume_config
 
@@ -330,6 +331,8 @@ class Trainer:
                     raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
                 self._end_epoch()
+            if self.main:
+                write_run_readme(self.run.path)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run.path
 
     def _open_run(self):

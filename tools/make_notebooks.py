@@ -94,6 +94,18 @@ NOTEBOOKS = {
                  'print("Ours\\n" + format_table(metrics) + "\\n\\nCycleGAN\\n" + format_table(baseline))\n'
                  'ctx.record("00_quickstart", {"run": run, "schedule": ctx.schedule("ours"), "metrics": metrics,\n'
                  '                             "cyclegan_metrics": baseline})'),
+            md("## 6 · Your own images\n`agit.load` returns the trained model, in eval mode, on CUDA if available. "
+               "Its `translate` takes a path, a PIL image or a tensor and returns the output and the attention "
+               "as the same kind, at the input's own size: here a test image cut to a landscape strip, neither "
+               "square nor the training size. From a shell: `agit translate --run RUN --input photos/ --out OUT`."),
+            code('import tempfile\nfrom pathlib import Path\n\nimport PIL.Image\n\nimport agit\n\n'
+                 'model = agit.load(run, device="cpu")\n'
+                 'photo = PIL.Image.open(figures.pick_images(data, n=1)[0])\n'
+                 'photo = photo.crop((0, photo.height // 6, photo.width, photo.height * 5 // 6 + 1))  # landscape\n'
+                 'output, attention = model.translate(photo, direction="s2t")\n'
+                 'print(f"input {photo.size}, output {output.size}, attention {attention.size}")\n'
+                 'strip = Path(tempfile.mkdtemp()) / "strip.png"\nphoto.save(strip)\n'
+                 'figures.native_size(run, strip)'),
         ],
     ),
     "01_data": notebook(
