@@ -1,0 +1,285 @@
+"""JupyterLab in headless Chromium, as a user works: the tutorial and the explorer run cell by
+cell, the explorer's widgets render as widgets, and each control redraws the panel.
+
+JupyterLab serves a copy of notebooks/ on loopback (the committed files stay untouched) with
+the session's `ci` profile and folders (conftest.py); Playwright drives Debian's Chromium
+(/usr/bin/chromium: test tools' own browser downloads cannot run here); the server is
+stopped by its PID. A changed panel is measured as a pixel difference of its screenshot.
+Set AGIT_BROWSER_SHOTS=<folder> to keep the screenshots.
+"""
+
+import importlib.util
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agit import reproduce
+from notebook_git import as_committed, clean_filter
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+REQUIRED = bool(os.environ.get("AGIT_BROWSER_REQUIRED"))  # .ci/run: a missing browser fails, not skips
+NOTEBOOKS = ("00_tutorial", "06_explore")
+
+if not REQUIRED and not (Path(CHROMIUM).is_file() and importlib.util.find_spec("playwright")):
+    pytest.skip(f"needs {CHROMIUM} (apt-get install chromium; .ci/run does) and playwright",
+                allow_module_level=True)
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    def __init__(self, root: Path, port: int, token: str, proc: subprocess.Popen):
+        self.root, self.url, self.token, self.proc = root, f"http://127.0.0.1:{port}", token, proc
+
+    def api(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def kernel_state(self, name: str) -> str | None:
+        for session in self.api("sessions"):
+            if session["path"].endswith(f"{name}.ipynb") and session.get("kernel"):
+                return session["kernel"]["execution_state"]
+        return None
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1 serving a copy of notebooks/, in its own settings folders; stopped by its PID."""
+    base = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", base / "notebooks")
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)  # no news or update toasts over the outputs
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
+    # the explorer's run menu needs a second run: a τ fork of `ours` (reused if the session has it)
+    threads = torch.get_num_threads()
+    reproduce.context("ci", os.environ["AGIT_RESULTS"], os.environ["AGIT_DATA"]).ensure_runs(["ours", "tau_0.5"])
+    torch.set_num_threads(threads)
+    port, token = free_port(), secrets.token_hex(16)
+    log = open(base / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={base / 'notebooks'}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Lab(base, port, token, proc)
+    deadline = time.time() + 90
+    while True:
+        try:
+            server.api("status")
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{(base / 'lab.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield server
+    for kernel in server.api("kernels"):
+        server.api(f"kernels/{kernel['id']}", method="DELETE")
+    proc.terminate()  # SIGTERM to the server's PID
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def shots() -> Path | None:
+    folder = os.environ.get("AGIT_BROWSER_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(folder)
+    return None
+
+
+def run_all(page, lab: Lab, name: str, timeout: float = 420) -> nbformat.NotebookNode:
+    """Open the notebook, Run > Run All Cells, wait until its kernel stays idle, save it; the saved notebook."""
+    page.goto(f"{lab.url}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab.token}")  # one notebook open
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    deadline = time.time() + 60
+    while lab.kernel_state(name) != "idle":  # the kernel has started
+        assert time.time() < deadline, f"{name}: no idle kernel after 60 s"
+        time.sleep(0.5)
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    start, idle_since = time.time(), None
+    while True:  # Run All queues every cell at once: the kernel is idle only when all are done
+        time.sleep(1)
+        busy = lab.kernel_state(name) != "idle" or page.locator(".jp-InputPrompt", has_text="[*]").count() > 0
+        idle_since = None if busy else (idle_since or time.time())
+        if idle_since and time.time() - idle_since > 3 and time.time() - start > 5:
+            break
+        assert time.time() - start < timeout, f"{name}: still running after {timeout:.0f} s"
+    saved = lab.root / "notebooks" / f"{name}.ipynb"
+    before = saved.stat().st_mtime
+    page.locator(".lm-MenuBar-item", has_text="File").first.click()
+    page.get_by_text("Save Notebook", exact=True).click()
+    deadline = time.time() + 30
+    while saved.stat().st_mtime == before:
+        assert time.time() < deadline, f"{name}: JupyterLab did not save it"
+        time.sleep(0.3)
+    time.sleep(0.5)
+    nb = nbformat.read(saved, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{name}: {errors[0].ename}: {errors[0].evalue}"
+    assert all(c.execution_count for c in code), f"{name}: cells left unexecuted: " + \
+        ", ".join(str(i) for i, c in enumerate(nb.cells) if c.cell_type == "code" and not c.execution_count)
+    if shots():
+        page.screenshot(path=str(shots() / f"{name}_page.png"), full_page=False)
+    return nb
+
+
+def image_of(locator) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB")).astype(np.int16)
+
+
+def changed_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pixels that differ (by more than a rounding step) between two screenshots."""
+    if a.shape != b.shape:
+        return 1.0
+    return float((np.abs(a - b).max(axis=2) > 8).mean())
+
+
+def redraws(panel, before: np.ndarray, what: str, timeout: float = 60) -> np.ndarray:
+    """Wait for the panel to change from `before` and settle; assert it did. Returns the new image."""
+    deadline, last = time.time() + timeout, before
+    while time.time() < deadline:
+        time.sleep(1)
+        now = image_of(panel)
+        if changed_share(before, now) > 0 and changed_share(last, now) == 0:
+            break  # changed, and the same as a second ago: redrawn
+        last = now
+    share = changed_share(before, now)
+    assert share > 0.002, f"the panel did not change after {what} ({share:.2%} of its pixels differ)"
+    if shots():
+        Image.fromarray(now.astype(np.uint8)).save(shots() / f"panel_after_{what.replace(' ', '_')}.png")
+    return now
+
+
+def drag(page, slider, fraction: float):
+    """Drag a slider's handle to `fraction` of its track, as a mouse would."""
+    track = slider.locator(".noUi-target").bounding_box()
+    handle = slider.locator(".noUi-handle").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + fraction * track["width"], handle["y"] + handle["height"] / 2, steps=4)
+    page.mouse.up()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})  # a laptop screen
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def executed(lab, page) -> dict:
+    """Both notebooks run in JupyterLab and saved, the explorer left open: {name: saved notebook}."""
+    out = {}
+    for name in NOTEBOOKS:
+        start = time.time()
+        out[name] = run_all(page, lab, name)
+        print(f"{name}: every cell in {time.time() - start:.0f} s in JupyterLab (ci profile)")
+    return out
+
+
+def test_tutorial_runs_top_to_bottom_in_jupyterlab(executed):
+    nb = executed["00_tutorial"]
+    training = next(c for c in nb.cells if c.cell_type == "code" and "trainer.train_step(" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in training.outputs)  # the live plot, last state
+    pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= 8
+
+
+def test_explorer_widgets_render_and_every_control_redraws_the_panel(executed, page):
+    widget_views = [o for c in executed["06_explore"].cells if c.cell_type == "code" for o in c.outputs
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widget_views
+    cell = page.locator(".jp-CodeCell").filter(has=page.locator(".widget-hslider")).first
+    for selector in (".widget-dropdown select", ".widget-toggle-buttons", ".widget-hslider", ".widget-html"):
+        page.wait_for_selector(selector, timeout=30_000)
+    text = cell.inner_text()
+    assert "Error displaying widget" not in text and "VBox(" not in text and "Loading widget" not in text
+    run_menu, direction = cell.locator(".widget-dropdown select"), cell.locator(".widget-toggle-buttons")
+    tau, image = (cell.locator(".widget-hslider").filter(has_text=label) for label in ("τ", "image"))
+    buttons = direction.locator("button").all()
+    assert len(buttons) == 2 and len({round(b.bounding_box()["y"]) for b in buttons}) == 1  # on one line
+    assert direction.bounding_box()["height"] < 1.5 * buttons[0].bounding_box()["height"]  # nothing wraps
+    panel = cell.locator(".jp-OutputArea-output img").last
+    assert panel.bounding_box()["width"] >= 900  # five tiles of ~180 px or more on a laptop screen
+    readout = lambda slider: slider.locator(".widget-readout").inner_text()  # noqa: E731
+    labels = run_menu.locator("option").all_inner_texts()
+    choose = lambda key: run_menu.select_option(label=next(t for t in labels if f"({key})" in t))  # noqa: E731
+    assert "Same attention as Ours" in cell.inner_text() and "τ = 0.5" in cell.inner_text()
+    if shots():
+        cell.screenshot(path=str(shots() / "explorer_before.png"))
+    shown = image_of(panel)
+
+    choose("ci/tau_0.5")  # τ not moved yet: it follows the run's own
+    shown = redraws(panel, shown, "choosing the run tau 0.5")
+    assert readout(tau) == "0.50"
+    choose("ci/ours")
+    shown = redraws(panel, shown, "choosing the run ours")
+    assert readout(tau) == "0.10"
+    drag(page, tau, 0.6)
+    shown = redraws(panel, shown, "moving tau")
+    assert readout(tau) != "0.10"
+    moved = readout(tau)
+    drag(page, image, 0.7)
+    shown = redraws(panel, shown, "moving the image slider")
+    direction.locator("button", has_text="t2s").click()
+    shown = redraws(panel, shown, "switching direction")
+    choose("ci/tau_0.5")  # τ moved by hand: it stays
+    redraws(panel, shown, "choosing the run tau 0.5 again")
+    assert readout(tau) == moved
+    if shots():
+        cell.screenshot(path=str(shots() / "explorer_after.png"))
+
+
+def test_saved_notebooks_are_stored_stripped_as_committed(executed, lab):
+    """What JupyterLab saved (outputs, its metadata) is, through make lab's git filter, the committed file:
+    running the notebooks by hand leaves `git status` clean."""
+    if clean_filter("notebooks/00_tutorial.ipynb") is None:
+        if REQUIRED:
+            pytest.fail("no nbstripout filter for notebooks/*.ipynb: make test runs make lab-filter first")
+        pytest.skip("no nbstripout git filter configured (make lab-filter)")
+    for name in NOTEBOOKS:
+        saved = (lab.root / "notebooks" / f"{name}.ipynb").read_text()
+        assert any(c.get("outputs") for c in nbformat.reads(saved, as_version=4).cells), name  # Lab saved outputs
+        ours = (ROOT / "notebooks" / f"{name}.ipynb").read_text()
+        assert as_committed(saved, f"notebooks/{name}.ipynb") == as_committed(ours, f"notebooks/{name}.ipynb"), name
