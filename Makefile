@@ -35,7 +35,7 @@ test-browser: $(STAMP) lab-filter
 # JupyterLab on notebooks/, loopback only (works as root); open the URL with the token it prints.
 # Results of notebooks run there go to results/<profile>-local/ (ignored by git).
 lab: $(STAMP) lab-filter
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser --allow-root
+	$(BIN)/python -m jupyterlab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser --allow-root
 
 # The nbstripout git filter (.gitattributes: notebooks/*.ipynb): git stores and compares those
 # notebooks without outputs, so running them in JupyterLab leaves `git status` clean.
