@@ -3,12 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# What JupyterLab adds to a notebook's metadata when it saves one; the filter drops it (with the outputs).
-NB_EXTRA_KEYS := metadata.language_info.codemirror_mode metadata.language_info.file_extension \
-	metadata.language_info.mimetype metadata.language_info.nbconvert_exporter \
-	metadata.language_info.pygments_lexer metadata.language_info.version
 
-.PHONY: reproduce test test-browser lab lab-filter install bench clean
+.PHONY: reproduce test test-browser lab install bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,28 +21,19 @@ reproduce: $(STAMP)
 
 # tests/ plus nbval over notebooks/ (ci profile, temporary folders: see conftest.py). The browser
 # test (tests/test_browser.py) needs /usr/bin/chromium: .ci/run installs it.
-test: $(STAMP) lab-filter
+test: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 # Only the browser test: JupyterLab in headless Chromium (a few minutes).
-test-browser: $(STAMP) lab-filter
+test-browser: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_browser.py
 
 # JupyterLab on notebooks/, loopback only (works as root); open the URL with the token it prints.
-# Results of notebooks run there go to results/<profile>-local/ (ignored by git).
-lab: $(STAMP) lab-filter
-	$(BIN)/python -m jupyterlab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser --allow-root
-
-# The nbstripout git filter (.gitattributes: notebooks/*.ipynb): git stores and compares those
-# notebooks without outputs, so running them in JupyterLab leaves `git status` clean.
-lab-filter: $(STAMP)
-	@if git rev-parse --git-dir >/dev/null 2>&1; then \
-	  git config filter.nbstripout.clean '"$(CURDIR)/$(BIN)/python" -m nbstripout --keep-id' && \
-	  git config filter.nbstripout.smudge cat && \
-	  git config filter.nbstripout.required true && \
-	  git config filter.nbstripout.extrakeys '$(NB_EXTRA_KEYS)' && \
-	  git config diff.ipynb.textconv '"$(CURDIR)/$(BIN)/python" -m nbstripout -t'; \
-	fi
+# Saving there keeps the committed notebooks without outputs (tools/jupyter_lab_config.py); their
+# results go to results/<profile>-local/ (ignored by git): `git status` stays clean.
+lab: $(STAMP)
+	$(BIN)/python -m jupyterlab --config=tools/jupyter_lab_config.py --notebook-dir=notebooks \
+		--ip=127.0.0.1 --no-browser --allow-root
 
 # Speed and memory on this machine -> results/bench/bench.{json,md} (about 8 minutes on 2 cores).
 bench: $(STAMP)

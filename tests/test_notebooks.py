@@ -18,7 +18,6 @@ import torch
 from agit import reproduce
 from agit.cli import main
 from agit.tables import PAPER_TABLE1, PAPER_TABLE2
-from notebook_git import as_committed
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("table1_kid", "table2_ablations", "fig7_switch_sweep", "fig8_tau_sweep")
@@ -189,14 +188,9 @@ def test_cli_reproduce_rejects_unknown_stage(capsys):
     assert "unknown stage 'nope'" in capsys.readouterr().err
 
 
-def committed(name: str) -> str:
-    """notebooks/<name>.ipynb as git stores it (outputs of a JupyterLab session stripped by `make lab`'s filter)."""
-    return as_committed((ROOT / "notebooks" / f"{name}.ipynb").read_text(), f"notebooks/{name}.ipynb")
-
-
 def test_notebooks_are_committed_stripped_with_a_parameters_cell():
     for stage in reproduce.STAGES:
-        nb = nbformat.reads(committed(stage), as_version=4)
+        nb = nbformat.read(ROOT / "notebooks" / f"{stage}.ipynb", as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0].metadata.get("tags") == ["parameters"], stage
         assert 'os.environ.get("AGIT_PROFILE", "quick")' in code[0].source
@@ -211,8 +205,8 @@ def test_notebooks_match_their_generator():
     spec.loader.exec_module(gen)
     assert set(gen.NOTEBOOKS) == set(reproduce.STAGES)
     for name, nb in gen.NOTEBOOKS.items():
-        stored = committed(name)
-        assert nbformat.writes(nb) + "\n" == stored or nbformat.writes(nb) == stored, \
+        committed = (ROOT / "notebooks" / f"{name}.ipynb").read_text()
+        assert nbformat.writes(nb) + "\n" == committed or nbformat.writes(nb) == committed, \
             f"notebooks/{name}.ipynb differs from tools/make_notebooks.py: run python tools/make_notebooks.py"
 
 
