@@ -38,6 +38,7 @@ NOTEBOOKS = ("00_tutorial", "06_explore")
 if not REQUIRED and not (Path(CHROMIUM).is_file() and importlib.util.find_spec("playwright")):
     pytest.skip(f"needs {CHROMIUM} (apt-get install chromium; .ci/run does) and playwright",
                 allow_module_level=True)
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 
@@ -226,9 +227,13 @@ def test_tutorial_runs_top_to_bottom_in_jupyterlab(executed):
 
 
 def test_explorer_widgets_render_and_every_control_redraws_the_panel(executed, page):
-    cell = page.locator(".jp-CodeCell").filter(has=page.locator(".widget-hslider")).first
+    cell = page.locator(".jp-CodeCell").filter(has_text="explorer.show()").first
     for selector in (".widget-dropdown select", ".widget-toggle-buttons", ".widget-hslider", ".widget-html"):
-        page.wait_for_selector(selector, timeout=30_000)
+        try:
+            cell.locator(selector).first.wait_for(timeout=30_000)
+        except PlaywrightTimeout:
+            pytest.fail(f"the explorer's widgets did not render ({selector} missing); its output reads: "
+                        f"{cell.locator('.jp-OutputArea').inner_text()[:400]!r}")
     text = cell.inner_text()
     assert "Error displaying widget" not in text and "VBox(" not in text and "Loading widget" not in text
     run_menu, direction = cell.locator(".widget-dropdown select"), cell.locator(".widget-toggle-buttons")

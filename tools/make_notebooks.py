@@ -65,13 +65,14 @@ NOTEBOOKS = {
         "survives. This notebook takes the method apart with `agit`'s own functions, cell by cell, on the "
         "synthetic horse-on-meadow ↔ zebra-on-savanna pair (with true masks): the three networks, the "
         "attention at initialisation, Eq. 1, the losses of one iteration, a training loop you can watch, the "
-        "stage switch (Eq. 6), and the result beside CycleGAN. About 3 minutes on a CPU (`quick` profile).\n\n"
+        "stage switch (Eq. 6), and the result beside CycleGAN. About 3 minutes of CPU time (`quick` profile; longer on a busy machine).\n\n"
         "Notation: S is the source domain (horses), T the target (zebras). Direction `s2t` translates S → T "
         "with the generator F_ST and the attention net A_S and is judged by the discriminator D_T; `t2s` "
         "uses F_TS, A_T and D_S.",
         [
             md("## 1 · Data\nThe profile's synthetic pair (made in seconds if missing): two horses, two zebras and "
-               "a meadow without a horse, each with its true mask — the attention we hope A learns."),
+               "an image of the horse domain without a horse, each with its true mask — the attention we hope A "
+               "learns."),
             code('import dataclasses\nimport shutil\nimport time\n\nimport pandas as pd\nimport torch\n\n'
                  'from agit.evaluate import evaluate_run\nfrom agit.model import AGGAN, PAPER_TERMS, compose\n'
                  'from agit.nets import conv_weight_count\nfrom agit.train import Trainer\n\n'
@@ -165,7 +166,7 @@ NOTEBOOKS = {
                  '            "D_T on the real t": float(model.judge_score("s2t", t, real_att, stage2).mean())}\n'
                  'display(figures.image_grid(rows, ["s", "A_S(s)", "D_T is shown: fake", "t", "A_T(t)", "D_T is shown: real"],\n'
                  '                           ["stage 1", f"stage 2, τ = {cfg.tau}"]))\npd.DataFrame(scores)'),
-            md("## 8 · Eq. 1 with the learned attention\nThe same horses, and the meadow without a horse: where A_S "
+            md("## 8 · Eq. 1 with the learned attention\nThe same horses, and the image without a horse: where A_S "
                "is near 0 the output is the input."),
             code('x = torch.cat([s, meadow["image"].to(trainer.device)])\nwith torch.no_grad():\n'
                  '    fwd = model.translate(x, "s2t")\n'
