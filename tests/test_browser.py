@@ -172,17 +172,31 @@ def changed_share(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.abs(a - b).max(axis=2) > 8).mean())
 
 
-def redraws(panel, before: np.ndarray, what: str, timeout: float = 60) -> np.ndarray:
-    """Wait for the panel to change from `before` and settle; assert it did. Returns the new image."""
-    deadline, last = time.time() + timeout, before
+def settle(lab: Lab, name: str = "06_explore", quiet: float = 1.5, timeout: float = 60):
+    """Wait until the kernel has handled every widget event: idle for `quiet` seconds."""
+    time.sleep(0.5)  # the browser's message reaches the kernel
+    deadline, idle_since = time.time() + timeout, None
     while time.time() < deadline:
-        time.sleep(1)
+        idle_since = (idle_since or time.time()) if lab.kernel_state(name) == "idle" else None
+        if idle_since and time.time() - idle_since >= quiet:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"{name}: the kernel stayed busy for {timeout:.0f} s")
+
+
+def redraws(lab: Lab, panel, before: np.ndarray, what: str, timeout: float = 10) -> np.ndarray:
+    """After a control moved: once the kernel is done, the panel must differ from `before`."""
+    settle(lab)
+    deadline = time.time() + timeout
+    while True:  # the browser shows the last redraw
         now = image_of(panel)
-        if changed_share(before, now) > 0 and changed_share(last, now) == 0:
-            break  # changed, and the same as a second ago: redrawn
-        last = now
-    share = changed_share(before, now)
+        share = changed_share(before, now)
+        if share > 0.002 or time.time() > deadline:
+            break
+        time.sleep(0.5)
     assert share > 0.002, f"the panel did not change after {what} ({share:.2%} of its pixels differ)"
+    time.sleep(0.5)
+    now = image_of(panel)  # the state the next control starts from
     if shots():
         Image.fromarray(now.astype(np.uint8)).save(shots() / f"panel_after_{what.replace(' ', '_')}.png")
     return now
@@ -226,7 +240,7 @@ def test_tutorial_runs_top_to_bottom_in_jupyterlab(executed):
     assert executed["00_tutorial"]["images"] >= 8  # its eight figures, the live training plot included
 
 
-def test_explorer_widgets_render_and_every_control_redraws_the_panel(executed, page):
+def test_explorer_widgets_render_and_every_control_redraws_the_panel(executed, lab, page):
     cell = page.locator(".jp-CodeCell").filter(has_text="explorer.show()").first
     for selector in (".widget-dropdown select", ".widget-toggle-buttons", ".widget-hslider", ".widget-html"):
         try:
@@ -249,24 +263,25 @@ def test_explorer_widgets_render_and_every_control_redraws_the_panel(executed, p
     assert "Same attention as Ours" in cell.inner_text() and "τ = 0.5" in cell.inner_text()
     if shots():
         cell.screenshot(path=str(shots() / "explorer_before.png"))
+    settle(lab)
     shown = image_of(panel)
 
     choose("ci/tau_0.5")  # τ not moved yet: it follows the run's own
-    shown = redraws(panel, shown, "choosing the run tau 0.5")
+    shown = redraws(lab, panel, shown, "choosing the run tau 0.5")
     assert readout(tau) == "0.50"
     choose("ci/ours")
-    shown = redraws(panel, shown, "choosing the run ours")
+    shown = redraws(lab, panel, shown, "choosing the run ours")
     assert readout(tau) == "0.10"
     drag(page, tau, 0.6)
-    shown = redraws(panel, shown, "moving tau")
+    shown = redraws(lab, panel, shown, "moving tau")
     assert readout(tau) != "0.10"
     moved = readout(tau)
     drag(page, image, 0.7)
-    shown = redraws(panel, shown, "moving the image slider")
+    shown = redraws(lab, panel, shown, "moving the image slider")
     direction.locator("button", has_text="t2s").click()
-    shown = redraws(panel, shown, "switching direction")
+    shown = redraws(lab, panel, shown, "switching direction")
     choose("ci/tau_0.5")  # τ moved by hand: it stays
-    redraws(panel, shown, "choosing the run tau 0.5 again")
+    redraws(lab, panel, shown, "choosing the run tau 0.5 again")
     assert readout(tau) == moved
     if shots():
         cell.screenshot(path=str(shots() / "explorer_after.png"))
