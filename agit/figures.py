@@ -11,6 +11,8 @@ safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes 
 * ``object_free`` — Fig. 17: images without the object, which should come back unchanged;
 * ``explore_panel`` — one image through one run at a chosen τ (the explore notebook);
 * ``native_size`` — one image of any size through a run, at that size (agit translate's default).
+* ``image_grid`` — any tensors as a grid of images; ``examples`` — test images with their masks;
+* ``training_panel`` — losses so far and the current attention, redrawn live by a training loop.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .data import DomainFolder, domain_folders
+from .data import DomainFolder, domain_folders, mask_folder_for
 from .run import Run
 
 CELL = 1.25  # inches per image
@@ -55,24 +57,57 @@ def _mark_switch(ax, x, label=True):
 LOSS_KEYS_SKIP = {"it", "kind", "epoch", "step", "stage", "lr", "time"}
 
 
-def loss_curves(run, smooth: int | None = None, title: str | None = None) -> Figure:
-    """Every logged loss against the iteration, smoothed; the stage switch marked on each."""
-    iters, _ = read_log(run)
+def _loss_groups(iters: pd.DataFrame) -> dict[str, list[str]]:
+    """Logged losses by term (`adv`, `cyc`, `d`, …), each with its two directions."""
     keys = [k for k in iters.columns if k not in LOSS_KEYS_SKIP and pd.api.types.is_numeric_dtype(iters[k])]
-    pairs = sorted({k.rsplit("_", 1)[0] for k in keys})
-    fig = Figure(figsize=(3.2 * max(1, len(pairs)), 2.6), layout="constrained")
-    axes = fig.subplots(1, max(1, len(pairs)), squeeze=False)[0]
+    return {name: [k for k in keys if k.rsplit("_", 1)[0] == name] for name in sorted({k.rsplit("_", 1)[0] for k in keys})}
+
+
+def _plot_losses(axes, iters: pd.DataFrame, groups: dict, smooth: int | None = None):
     window = smooth or max(1, len(iters) // 40)
     switch = _switch_iteration(iters)
-    for ax, name in zip(axes, pairs):
-        for i, k in enumerate(k for k in keys if k.rsplit("_", 1)[0] == name):
+    for ax, (name, keys) in zip(axes, groups.items()):
+        for i, k in enumerate(keys):
             ax.plot(iters["it"], iters[k], alpha=0.2, lw=0.6, color=f"C{i}")
             ax.plot(iters["it"], iters[k].rolling(window, min_periods=1).mean(), lw=1.2, color=f"C{i}", label=k)
         _mark_switch(ax, switch)
         ax.set_title(name)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
+
+
+def loss_curves(run, smooth: int | None = None, title: str | None = None) -> Figure:
+    """Every logged loss against the iteration, smoothed; the stage switch marked on each."""
+    iters, _ = read_log(run)
+    groups = _loss_groups(iters)
+    fig = Figure(figsize=(3.2 * max(1, len(groups)), 2.6), layout="constrained")
+    _plot_losses(fig.subplots(1, max(1, len(groups)), squeeze=False)[0], iters, groups, smooth)
     fig.suptitle(title or f"losses — {Path(run).name}", fontsize=10)
+    return fig
+
+
+@torch.no_grad()
+def training_panel(history: list[dict], model, probe: dict) -> Figure:
+    """A training loop's progress: its losses so far (`history`: one dict per iteration with
+    `it`, `stage` and the step's losses) beside the current attention of the `probe` images
+    ({direction: N×3×H×W}), for a loop to redraw as it trains."""
+    iters = pd.DataFrame(history)
+    groups = _loss_groups(iters)
+    n_img = sum(len(x) for x in probe.values())
+    fig = Figure(figsize=(2.6 * len(groups) + CELL * n_img, 2.2 + CELL), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[2.6 * len(groups), CELL * n_img])
+    _plot_losses(left.subplots(1, len(groups), squeeze=False)[0], iters, groups)
+    axes = right.subplots(2, n_img, squeeze=False)
+    col = 0
+    for direction, x in probe.items():
+        attention = model.attention(x, direction)
+        for k in range(len(x)):
+            _show(axes[0, col], x[k], "input")
+            _show(axes[1, col], attention[k], f"A_{'S' if direction == 's2t' else 'T'}, mean {attention[k].mean():.2f}")
+            col += 1
+    stage = int(iters["stage"].iloc[-1]) if "stage" in iters else 1
+    fig.suptitle(f"iteration {int(iters['it'].iloc[-1])}, stage {stage}"
+                 + (" (attention frozen, D sees [A > τ])" if stage == 2 else ""), fontsize=10)
     return fig
 
 
@@ -155,7 +190,7 @@ def translate_files(run, paths, direction: str):
     return x, (tr.attention if net is not None else None), tr.image, tr.raw
 
 
-def _show(ax, img, title=None, cmap="gray"):
+def _show(ax, img, title=None, cmap="gray", fontsize=7):
     ax.set_xticks([])
     ax.set_yticks([])
     for s in ax.spines.values():  # a thin frame: an all-white mask stays visible
@@ -168,21 +203,22 @@ def _show(ax, img, title=None, cmap="gray"):
     else:
         ax.imshow(((img.permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1))
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=fontsize)
 
 
-def _grid(cells, col_titles, row_titles=None, title=None) -> Figure:
-    """cells: rows of images (3×H×W in [-1, 1], 1×H×W in [0, 1], or None)."""
+def image_grid(cells, col_titles, row_titles=None, title=None, cell: float = CELL) -> Figure:
+    """cells: rows of images (3×H×W in [-1, 1], 1×H×W in [0, 1], or None); `cell` inches a tile."""
     n_rows, n_cols = len(cells), max(len(r) for r in cells)
-    fig = Figure(figsize=(CELL * n_cols + 0.4, CELL * n_rows + 0.5), layout="constrained")
+    font = 7 * max(1.0, cell / CELL) ** 0.5
+    fig = Figure(figsize=(cell * n_cols + 0.4, cell * n_rows + 0.5), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, row in enumerate(cells):
         for j in range(n_cols):
-            _show(axes[i, j], row[j] if j < len(row) else None, col_titles[j] if i == 0 else None)
+            _show(axes[i, j], row[j] if j < len(row) else None, col_titles[j] if i == 0 else None, fontsize=font)
         if row_titles:
-            axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=font)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=font + 2)
     return fig
 
 
@@ -204,7 +240,7 @@ def dataset_samples(data, n: int = 5, split: str = "train") -> Figure:
         if all("mask" in it for it in items):
             rows.append([it["mask"] for it in items])
             titles.append(f"{folder.name} mask")
-    return _grid(rows, [""] * n, titles, f"{Path(data).name}: samples of both domains")
+    return image_grid(rows, [""] * n, titles, f"{Path(data).name}: samples of both domains")
 
 
 def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
@@ -224,8 +260,8 @@ def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
                 atts.append(att[k] if att is not None else None)
                 cols.append(f"{name}{' (no object)' if free else ''}")
     order = [k for k, c in enumerate(cols) if "no object" not in c] + [k for k, c in enumerate(cols) if "no object" in c]
-    return _grid([[inputs[k] for k in order], [atts[k] for k in order]], [cols[k] for k in order],
-                 ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
+    return image_grid([[inputs[k] for k in order], [atts[k] for k in order]], [cols[k] for k in order],
+                      ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
 
 
 def counterfactuals_of(paths, size: int) -> torch.Tensor | None:
@@ -263,7 +299,7 @@ def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) ->
         rows += block
         row_titles += [_dir_label(data, direction)] * len(block)
         col_titles = col_titles or titles
-    return _grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
+    return image_grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
 
 
 def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str = "") -> Figure:
@@ -286,7 +322,7 @@ def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str
                 row += [att[k] if att is not None else None, out[k]]
             rows.append(row)
             row_titles.append(_dir_label(data, direction))
-    return _grid(rows, col_titles, row_titles, title)
+    return image_grid(rows, col_titles, row_titles, title)
 
 
 def ablation_grid(runs: dict, data, n: int = 2) -> Figure:
@@ -298,7 +334,7 @@ def ablation_grid(runs: dict, data, n: int = 2) -> Figure:
         for k in range(len(files)):
             rows.append([next(iter(outs.values()))[0][k]] + [o[2][k] for o in outs.values()])
             row_titles.append(_dir_label(data, direction))
-    return _grid(rows, ["input", *runs], row_titles, "Fig. 10 — ablations (outputs)")
+    return image_grid(rows, ["input", *runs], row_titles, "Fig. 10 — ablations (outputs)")
 
 
 def object_free(runs: dict, data, n: int = 3) -> Figure:
@@ -309,26 +345,29 @@ def object_free(runs: dict, data, n: int = 3) -> Figure:
         fig.text(0.5, 0.5, "this dataset lists no object-free images", ha="center")
         return fig
     rows, titles = _translated_rows(runs, files, "s2t")
-    return _grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
-                 "Fig. 17 — object-free inputs (should come back unchanged)")
+    return image_grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
+                      "Fig. 17 — object-free inputs (should come back unchanged)")
 
 
 @torch.no_grad()
-def explore_panel(run, path, direction: str = "s2t", tau: float | None = None) -> Figure:
-    """One image through one run: input | attention | Eq. 6's mask | what D sees in stage 2 | output (Eq. 1)."""
+def explore_panel(run, path, direction: str = "s2t", tau: float | None = None, cell: float = 2.3) -> Figure:
+    """One image through one run: input | attention | Eq. 6's mask | what the stage-2 discriminator
+    is shown (the model's own fake_for_d and d_input, at `tau`) | output (Eq. 1). `cell` inches a tile."""
     model = model_of(run)
     tau = model.cfg.tau if tau is None else tau
-    x, att, out, raw = translate_files(run, [path], direction)
-    a = att if att is not None else torch.ones_like(x[:, :1])
-    mask = model.d_mask(a, tau)
-    raw_shown = model.cfg.d_fake == "raw"
-    d_input = (raw if raw_shown else out) * mask
+    x = _load([path], model.cfg.size)
+    tr = model.translate(x, direction)
+    a = tr.attention
+    fake, fake_att = model.fake_for_d(tr, stage2=True)
+    masks = hasattr(model, "d_input")  # UNIT's discriminators always see whole images
+    mask = model.d_mask(a, tau) if masks else torch.ones_like(a)
+    shown = model.d_input(fake, fake_att, stage2=True, tau=tau) if masks else fake
     op = "≥" if model.cfg.tau_inclusive else ">"
-    fig = _grid([[x[0], a[0], mask[0], d_input[0], out[0]]],
-                ["input", "attention A", f"[A {op} {tau:.2f}]",
-                 f"D input: {'F(s)' if raw_shown else 's′'}·[A {op} τ]", "output"])
+    fig = image_grid([[x[0], a[0], mask[0], shown[0], tr.image[0]]],
+                     ["input", "attention A", f"[A {op} {tau:.2f}]", "stage-2 D input (Eq. 6)", "output (Eq. 1)"],
+                     cell=cell)
     fig.suptitle(f"{Path(run).name}, {Path(path).name}, {direction}: mean attention {a.mean():.3f}, "
-                 f"{mask.mean():.0%} of pixels in the mask", fontsize=8)
+                 f"{mask.mean():.0%} of pixels in the mask at τ = {tau:.2f}", fontsize=10)
     return fig
 
 
@@ -351,6 +390,19 @@ def native_size(run, path, direction: str = "s2t", size: int | None = None, heig
     fig.suptitle(f"{Path(run).name} ({direction}), trained on {model.cfg.size}-px crops: "
                  f"one {w}×{h} image at its own size{seen}", fontsize=8)
     return fig
+
+
+def examples(data, domain: str = "A", n: int = 2, size: int = 64, split: str = "test",
+             with_object: bool = True) -> dict:
+    """n images of a domain (`pick_images`) as a batch, with their masks where the dataset has
+    them: {'image': N×3×H×W in [-1, 1], 'mask': N×1×H×W or None, 'paths': [...]}."""
+    folder = domain_folders(data, split)["AB".index(domain)]
+    masks = mask_folder_for(folder)
+    ds = DomainFolder(folder, size, mask_folder=masks)
+    paths = pick_images(data, split, domain, n, with_object)
+    items = [ds[ds.paths.index(p)] for p in paths]
+    stack = lambda key, c: torch.stack([it[key] for it in items]) if items else torch.zeros(0, c, size, size)  # noqa: E731
+    return {"image": stack("image", 3), "mask": stack("mask", 1) if masks else None, "paths": paths}
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:

@@ -55,7 +55,7 @@ from .config import PRESETS, Config, preset
 from .locks import FolderLocked, folder_lock
 from .run import HOW_KEYS, Run, RunError, config_changes
 
-STAGES = ("00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
+STAGES = ("00_tutorial", "00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
           "06_explore")
 
 # Table 2's ablations, in the paper's row order (CycleGAN is Table 1's).
@@ -76,6 +76,7 @@ PROFILES: dict[str, dict] = {
         # 12 test images a domain: 10 subsets of 10 (a smoke test of KID, not a measurement)
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=10),
         seeds=2,  # training seeds of Ours and CycleGAN: tables show mean ± std over them
+        tutorial={},  # the preset's fields the step-through tutorial (00_tutorial) changes
         switch_epochs=(1, 2),  # Fig. 7 (the preset's own value reuses the main run)
         taus=(0.05, 0.1, 0.3, 0.5),  # Fig. 8
         stages=STAGES,
@@ -91,6 +92,9 @@ PROFILES: dict[str, dict] = {
         table1=None,
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=50),
         seeds=3,
+        # The tutorial trains Ours and CycleGAN in the kernel, one after the other, within ~3 CPU
+        # minutes: 250 iterations of batch 2, the switch after 200.
+        tutorial=dict(batch_size=2, epochs=5, switch_epoch=4, decay_epoch=4),
         switch_epochs=None,  # None: derived from the preset (half, own value, later)
         taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
         stages=STAGES,
@@ -108,7 +112,7 @@ PROFILES: dict[str, dict] = {
         seeds=1,
         switch_epochs=(10, 30, 50),
         taus=(0.05, 0.1, 0.3, 0.5),
-        stages=STAGES[1:],  # the quickstart is the synthetic tutorial
+        stages=STAGES[2:],  # the tutorial and the quickstart are synthetic-data introductions
         jobs=1,
         threads=None,  # None: torch's default (all cores); with jobs > 1, cores / jobs
         cell_timeout=None,
@@ -228,6 +232,7 @@ class Context:
     out: Path
     data_root: Path
     device: str | None = None
+    runs: Path | None = None  # None: <out>/runs
     jobs: int = 1
     executor: str | None = None  # None: this machine's processes; see executor_from
     extra: dict = field(default_factory=dict)  # runs added by hand (run_for), keyed like specs
@@ -238,7 +243,7 @@ class Context:
 
     @property
     def runs_dir(self) -> Path:
-        return self.out / "runs"
+        return self.runs or self.out / "runs"
 
     @property
     def tables_dir(self) -> Path:
@@ -321,6 +326,12 @@ class Context:
                      "forked_from": f"{spec.fork[0]}@{spec.fork[1]}" if spec.fork else None}
         return cfg
 
+    def tutorial_config(self, **changes) -> Config:
+        """The step-through tutorial's model (00_tutorial): the profile's preset on its main
+        dataset, with the profile's `tutorial` fields, then `changes`."""
+        return preset(self.profile["preset"], data=str(self.dataset_path()),
+                      **{**self.profile.get("tutorial", {}), **changes})
+
     def schedule(self, name: str) -> str:
         """How a run was trained, in words: its schedule, its seed, and whether it was forked."""
         spec = self.spec(name)
@@ -372,19 +383,26 @@ class Context:
 def context(profile: str = "quick", out: str | Path | None = None, data_root: str | Path | None = None,
             device: str | None = None, jobs: int | None = None, executor: str | None = None) -> Context:
     """The notebooks' entry point: a profile and its folders. Relative paths are taken from
-    the repository root, so a notebook behaves alike wherever its kernel starts."""
+    the repository root, so a notebook behaves alike wherever its kernel starts.
+
+    Without `out` (a notebook opened by hand) results go to `results/<profile>-local/`,
+    which git ignores: only `agit reproduce` writes the committed `results/<profile>/`.
+    The runs are still those of `results/<profile>/runs/` (ignored too), so a notebook
+    opened after `agit reproduce` reuses its trained runs instead of training its own."""
     prof = resolve_profile(profile)
     if prof.get("threads"):
         import torch
 
         torch.set_num_threads(prof["threads"])
     root = project_root()
-    out = Path(out) if out else Path("results") / profile
+    runs = None if out else root / "results" / profile / "runs"
+    out = Path(out) if out else Path("results") / f"{profile}-local"
     data_root = Path(data_root) if data_root else Path("data")
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
     executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
-    return Context(prof, out, data_root, device or None, jobs or prof.get("jobs", 1), executor or None)
+    return Context(prof, out, data_root, device=device or None, runs=runs, jobs=jobs or prof.get("jobs", 1),
+                   executor=executor or None)
 
 
 def _iterations(cfg: Config, data: Path) -> int:
@@ -487,7 +505,7 @@ def train_run(spec: RunSpec, cfg: Config, run: Path, parent: Path | None = None,
         _check_same(folder, cfg)
         state = folder.progress()
         if state is not None and state[0] >= cfg.epochs:
-            return "finished"
+            return "reused"
         if state is None and spec.fork and parent is not None:
             if Run(parent).epoch_checkpoint(spec.fork[1]).is_file():
                 folder.fork_from(Run(parent), spec.fork[1], cfg)
@@ -501,17 +519,34 @@ def train_run(spec: RunSpec, cfg: Config, run: Path, parent: Path | None = None,
     return done
 
 
-def evaluate_if_needed(run: Path, kid: dict, device: str | None = None) -> bool:
-    """Evaluate a run whose metrics.json is missing, older than its checkpoint, or from another extractor."""
-    from .evaluate import evaluate_run
-
+def needs_evaluation(run: Path, kid: dict) -> bool:
+    """Whether a run's metrics.json is missing, older than its checkpoint, or from another extractor."""
     folder = Run(run)
     saved = folder.metrics()
     if saved is not None and folder.metrics_file.stat().st_mtime >= folder.latest.stat().st_mtime:
         if saved.get("kid_extractor") == kid["extractor"] and saved.get("kid_subset_size", kid["subset_size"]) == kid["subset_size"]:
             return False
+    return True
+
+
+def is_done(run: Path, cfg: Config, kid: dict | None) -> bool:
+    """Trained to the end of its schedule (and evaluated, if `kid` asks): nothing left to do.
+    A run trained with other settings raises RunMismatch."""
+    folder = Run(run)
+    _check_same(folder, cfg)
+    state = folder.progress()
+    return state is not None and state[0] >= cfg.epochs and (kid is None or not needs_evaluation(run, kid))
+
+
+def evaluate_if_needed(run: Path, kid: dict, device: str | None = None) -> bool:
+    """Evaluate a run if it `needs_evaluation`; returns whether it did."""
+    from .evaluate import evaluate_run
+
+    if not needs_evaluation(run, kid):
+        return False
     evaluate_run(run, kid=kid["extractor"], device=device, kid_subsets=kid["subsets"],
                  kid_subset_size=kid["subset_size"])
+    folder = Run(run)
     folder.write_metrics({**folder.metrics(), "kid_subsets": kid["subsets"], "kid_subset_size": kid["subset_size"]})
     return True
 
@@ -558,7 +593,11 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
     todo.sort(key=lambda k: (ctx.specs[k].fork is not None, -_cost(ctx, ctx.specs[k])))
     kid = ctx.profile["kid"] if evaluate else None
     start, n = time.time(), len(todo)
-    jobs = max(1, min(jobs, n))
+    reused = [key for key in todo if is_done(ctx.run_dir(key), ctx.config_for(ctx.specs[key]), kid)]
+    for k, key in enumerate(reused, 1):
+        print(f"[{k}/{n}] {key}: reused, nothing to train ({ctx.schedule(key)})", flush=True)
+    todo = [key for key in todo if key not in reused]
+    jobs = max(1, min(jobs, len(todo)))
     executor = executor_from(ctx.executor, ctx.out / "submitit")
     # local processes share this machine's cores; a cluster job has its node's
     local_share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and executor is None else None
@@ -571,12 +610,12 @@ def ensure_runs(ctx: Context, names=None, jobs: int = 1, evaluate: bool = True) 
                 kid, ctx.device, threads)
 
     def report(k, key, done, seconds):
-        print(f"[{k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
+        print(f"[{len(reused) + k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
               f"— {time.time() - start:.0f} s so far", flush=True)
 
     if jobs == 1 and executor is None:
         for k, key in enumerate(todo, 1):
-            print(f"[{k}/{n}] {key} …", flush=True)
+            print(f"[{len(reused) + k}/{n}] {key} …", flush=True)
             report(k, key, *_build(*args(key)))
     else:
         _ensure_parallel(todo, args, report, jobs, ctx, executor)
@@ -671,7 +710,7 @@ def stage_names(stages=None, profile: dict | None = None) -> list[str]:
         match = [s for s in STAGES if s == item or s.split("_", 1)[0] == item.zfill(2) or s.split("_", 1)[1] == item]
         if not match:
             raise KeyError(f"unknown stage {item!r}; choose from {', '.join(STAGES)}")
-        chosen.append(match[0])
+        chosen += match  # '00' is both introductions
     return [s for s in STAGES if s in chosen]
 
 
@@ -757,7 +796,7 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
     """`<out>/REPORT.md`: the tables inline, links to their CSV, the figures, the executed
     notebooks and their recorded numbers — written from the files that exist."""
     out, prof = ctx.out, ctx.profile
-    rel = lambda p: Path(p).relative_to(out).as_posix()  # noqa: E731
+    rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731  (runs may live beside out)
     lines = [f"# agit reproduction report — profile `{ctx.name}`", ""]
     lines += [f"*{prof['description']}.* Preset `{prof['preset']}`; datasets "
               + ", ".join(f"`{d}`" for d in prof["datasets"])

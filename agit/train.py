@@ -330,7 +330,7 @@ class Trainer:
                     path = self.save()
                     raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
-                self._end_epoch()
+                self.end_epoch()
             if self.main:
                 write_run_readme(self.run.path)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run.path
@@ -364,7 +364,9 @@ class Trainer:
         self._stop = True
         self._stop_reason = signal.Signals(signum).name if signum else "stop requested"
 
-    def _run_epoch(self, progress: bool) -> bool:
+    def epoch_batches(self) -> DataLoader:
+        """The current epoch's (s, t) batches still to train (from step `self.step` on), in
+        the order fit() sees them: this rank's shard, order and augmentation fixed by (seed, epoch)."""
         cfg = self.cfg
         pairs = EpochPairs(*self.domains, cfg, self.epoch)
         per_step = cfg.batch_size * self.world
@@ -372,13 +374,17 @@ class Trainer:
         # Each rank takes every world-th pair of the same epoch order: disjoint shards.
         sampler = (DistributedSampler(subset, self.world, self.rank, shuffle=False, drop_last=True)
                    if self.world > 1 else None)
-        loader = DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                            worker_init_fn=_ignore_stop_signals,
-                            generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
+        return DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                          worker_init_fn=_ignore_stop_signals,
+                          generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
+
+    def _run_epoch(self, progress: bool) -> bool:
+        cfg = self.cfg
+        loader = self.epoch_batches()
         stage = 2 if self.stage2 else 1
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs} stage {stage}",
-                   disable=not progress, leave=False, total=len(pairs) // per_step, initial=self.step)
+                   disable=not progress, leave=False, total=self.step + len(loader), initial=self.step)
         with self.run.log_writer() if self.main else contextlib.nullcontext() as log:
             for s, t in bar:
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
@@ -403,7 +409,8 @@ class Trainer:
                 f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {self.epoch + 1}, "
                 f"iteration {self.step}; stopping ({kept}). Try a lower --set lr=…")
 
-    def _end_epoch(self):
+    def end_epoch(self):
+        """Close the epoch as fit() does: lr schedule, per-epoch attention log and samples, checkpoint."""
         for sch in self.sched.values():
             sch.step()
         if self.main:
