@@ -1,10 +1,10 @@
-# Two commands for a fresh clone: `make reproduce` (the main job) and `make test`.
+# Two commands for a fresh clone: `make reproduce` (the main job) and `make test`; `make lab` to work by hand.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test install bench clean
+.PHONY: reproduce test test-browser lab install bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,13 +19,25 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/agit reproduce --profile quick
 
-# tests/ plus nbval over notebooks/ (ci profile, temporary folders: see conftest.py).
+# tests/ plus nbval over notebooks/ (ci profile, temporary folders: see conftest.py). The browser
+# test (tests/test_browser.py) needs /usr/bin/chromium: .ci/run installs it.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+# Only the browser test: JupyterLab in headless Chromium (a few minutes).
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_browser.py
+
+# JupyterLab on notebooks/, loopback only (works as root); open the URL with the token it prints.
+# Saving there keeps the committed notebooks without outputs (tools/jupyter_lab_config.py); their
+# results go to results/<profile>-local/ (ignored by git): `git status` stays clean.
+lab: $(STAMP)
+	$(BIN)/python -m jupyterlab --config=tools/jupyter_lab_config.py --notebook-dir=notebooks \
+		--ip=127.0.0.1 --no-browser --allow-root
 
 # Speed and memory on this machine -> results/bench/bench.{json,md} (about 8 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) results/runs results/*/runs
+	rm -rf $(VENV) results/runs results/*/runs results/*-local results/*/tutorial

@@ -47,13 +47,23 @@ def cmd_train(args):
     say(f"done: {trainer.run}")
 
 
-def cmd_translate(args):
+def cmd_translate(args) -> int:
     from .run import Run
     from .translate import translate_folder
 
     model = Run(args.run).load_model(args.checkpoint, args.device)
-    n = translate_folder(model, args.input, args.direction, args.out, args.batch_size)
-    print(f"translated {n} images ({args.direction}) -> {args.out}/images, attention -> {args.out}/attention")
+    tally = translate_folder(model, args.input, args.direction, args.out, args.size, args.recursive,
+                             args.grid, args.overlay, progress=True)
+    kinds = ["images", "attention"] + ["grid"] * args.grid + ["overlay"] * args.overlay
+    scale = f"shorter side {args.size} px" if args.size else "each at its own size"
+    print(f"{tally.summary()}\n({args.direction}, {scale}) -> {args.out}/{{{','.join(kinds)}}}")
+    return 1 if tally.failed else 0
+
+
+def cmd_info(args):
+    from .info import run_summary
+
+    print(run_summary(args.run))
 
 
 def cmd_evaluate(args):
@@ -107,15 +117,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("translate", help="translate a folder of images with a trained run")
+    r = sub.add_parser(
+        "translate", help="translate images (a folder or one file) with a trained run, each at its own size",
+        description="Translate every image of --input at its own size and aspect ratio. Per input NAME: "
+                    "OUT/images/NAME.png (the translation) and OUT/attention/NAME.png (where it was applied), "
+                    "both at the input's size; NAME keeps its extension, so photo.jpg and photo.png stay apart. "
+                    "Exit status 1 if an image failed (the others are still written).")
     r.add_argument("--run", required=True)
-    r.add_argument("--input", required=True)
-    r.add_argument("--direction", default="s2t", choices=["s2t", "t2s"])
+    r.add_argument("--input", required=True, help="a folder of images, or one image file")
+    r.add_argument("--direction", default="s2t", choices=["s2t", "t2s"],
+                   help="s2t: source (A) to target (B); t2s: back")
     r.add_argument("--out", required=True)
+    r.add_argument("--size", type=int, metavar="N",
+                   help="resize each image so that its shorter side is N px before translating (aspect kept; "
+                        "outputs come back at the input's size, the input's own pixels kept where attention "
+                        "is 0). The networks learned objects at the scale of the training images (e.g. 256 px): "
+                        "a photo much larger or smaller than that shows them objects far larger or smaller than "
+                        "they learned, and a large one needs memory in proportion to its pixels. Start with the "
+                        "run's training size (agit info RUN shows it). Default: each image at its own size")
+    r.add_argument("--recursive", action="store_true", help="also the images in sub-folders (mirrored in OUT)")
+    r.add_argument("--grid", action="store_true", help="also OUT/grid/NAME.png: input | attention | output")
+    r.add_argument("--overlay", action="store_true", help="also OUT/overlay/NAME.png: the attention over the input")
     r.add_argument("--checkpoint", help="a checkpoint file (default RUN/checkpoints/latest.pt)")
-    r.add_argument("--batch-size", type=int, default=8)
-    r.add_argument("--device")
+    r.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     r.set_defaults(func=cmd_translate)
+
+    n = sub.add_parser("info", help="what a run is: method, preset, data, schedule done, seed, metrics, version")
+    n.add_argument("run")
+    n.set_defaults(func=cmd_info)
 
     e = sub.add_parser("evaluate", help="KID (paper protocol) and ground-truth metrics of a run")
     e.add_argument("--run", required=True)
@@ -180,7 +209,7 @@ def main(argv=None) -> int:
     from .train import Interrupted, TrainingDiverged
 
     try:
-        args.func(args)
+        status = args.func(args)
     except Interrupted as stop:
         print(f"agit: interrupted, resumable: {stop}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -188,7 +217,7 @@ def main(argv=None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"agit: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

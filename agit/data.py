@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -85,19 +85,29 @@ def mask_folder_for(folder: str | Path) -> Path | None:
 # --------------------------------------------------------------------------- decoding
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB, upright.
+
+    Upright: a camera stores a photo as its sensor saw it and says in EXIF how to turn
+    it (phones held upright write "rotate 90°"); viewers apply that, so must we, or a
+    portrait photo is read, trained on and translated lying on its side.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # PIL's own conversion clips 16-bit values at 255 (a white image); rescale instead.
+        values = np.asarray(image, dtype=np.float64)
+        # I;16 is 16-bit by definition; for I and F, guess from the values.
+        scale = 257.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
+        return Image.fromarray(np.clip(values / scale, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # the direct route makes PIL warn
+    return image.convert("RGB")
+
+
 def _open_rgb(path: Path) -> Image.Image:
-    """Decode any PIL mode to 8-bit RGB."""
     with Image.open(path) as image:
         image.load()
-        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            # PIL's own conversion clips 16-bit values at 255 (a white image); rescale instead.
-            values = np.asarray(image, dtype=np.float64)
-            # I;16 is 16-bit by definition; for I and F, guess from the values.
-            scale = 257.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
-            return Image.fromarray(np.clip(values / scale, 0, 255).astype(np.uint8)).convert("RGB")
-        if image.mode == "P" and "transparency" in image.info:
-            image = image.convert("RGBA")  # the direct route makes PIL warn
-        return image.convert("RGB")
+        return to_rgb(image)
 
 
 def read_rgb(path: str | Path) -> torch.Tensor:

@@ -34,7 +34,8 @@ from .data import domain_folders, list_images, mask_folder_for, read_mask, read_
 
 
 def to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] floats to the uint8 images that feature extractors expect."""
+    """[-1, 1] floats to uint8 0..255, rounded (an input read as uint8 comes back exactly): what
+    feature extractors expect, and what translations are saved as."""
     return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 

@@ -9,7 +9,9 @@ safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes 
 * ``sweep_grid`` — Fig. 7 (switch epoch) and Fig. 8 (threshold τ, with the mask D sees);
 * ``ablation_grid`` — Fig. 10: the Table 2 variants side by side;
 * ``object_free`` — Fig. 17: images without the object, which should come back unchanged;
-* ``explore_panel`` — one image through one run at a chosen τ (the explore notebook).
+* ``native_size`` — one image of any size through a run, at that size (agit translate's default).
+* ``image_grid`` — any tensors as a grid of images; ``examples`` — test images with their masks;
+* ``training_panel`` — losses so far and the current attention, redrawn live by a training loop.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .data import DomainFolder, domain_folders
+from .data import DomainFolder, domain_folders, mask_folder_for
 from .run import Run
 
 CELL = 1.25  # inches per image
@@ -54,24 +56,57 @@ def _mark_switch(ax, x, label=True):
 LOSS_KEYS_SKIP = {"it", "kind", "epoch", "step", "stage", "lr", "time"}
 
 
-def loss_curves(run, smooth: int | None = None, title: str | None = None) -> Figure:
-    """Every logged loss against the iteration, smoothed; the stage switch marked on each."""
-    iters, _ = read_log(run)
+def _loss_groups(iters: pd.DataFrame) -> dict[str, list[str]]:
+    """Logged losses by term (`adv`, `cyc`, `d`, …), each with its two directions."""
     keys = [k for k in iters.columns if k not in LOSS_KEYS_SKIP and pd.api.types.is_numeric_dtype(iters[k])]
-    pairs = sorted({k.rsplit("_", 1)[0] for k in keys})
-    fig = Figure(figsize=(3.2 * max(1, len(pairs)), 2.6), layout="constrained")
-    axes = fig.subplots(1, max(1, len(pairs)), squeeze=False)[0]
+    return {name: [k for k in keys if k.rsplit("_", 1)[0] == name] for name in sorted({k.rsplit("_", 1)[0] for k in keys})}
+
+
+def _plot_losses(axes, iters: pd.DataFrame, groups: dict, smooth: int | None = None):
     window = smooth or max(1, len(iters) // 40)
     switch = _switch_iteration(iters)
-    for ax, name in zip(axes, pairs):
-        for i, k in enumerate(k for k in keys if k.rsplit("_", 1)[0] == name):
+    for ax, (name, keys) in zip(axes, groups.items()):
+        for i, k in enumerate(keys):
             ax.plot(iters["it"], iters[k], alpha=0.2, lw=0.6, color=f"C{i}")
             ax.plot(iters["it"], iters[k].rolling(window, min_periods=1).mean(), lw=1.2, color=f"C{i}", label=k)
         _mark_switch(ax, switch)
         ax.set_title(name)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
+
+
+def loss_curves(run, smooth: int | None = None, title: str | None = None) -> Figure:
+    """Every logged loss against the iteration, smoothed; the stage switch marked on each."""
+    iters, _ = read_log(run)
+    groups = _loss_groups(iters)
+    fig = Figure(figsize=(3.2 * max(1, len(groups)), 2.6), layout="constrained")
+    _plot_losses(fig.subplots(1, max(1, len(groups)), squeeze=False)[0], iters, groups, smooth)
     fig.suptitle(title or f"losses — {Path(run).name}", fontsize=10)
+    return fig
+
+
+@torch.no_grad()
+def training_panel(history: list[dict], model, probe: dict) -> Figure:
+    """A training loop's progress: its losses so far (`history`: one dict per iteration with
+    `it`, `stage` and the step's losses) beside the current attention of the `probe` images
+    ({direction: N×3×H×W}), for a loop to redraw as it trains."""
+    iters = pd.DataFrame(history)
+    groups = _loss_groups(iters)
+    n_img = sum(len(x) for x in probe.values())
+    fig = Figure(figsize=(2.6 * len(groups) + CELL * n_img, 2.2 + CELL), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[2.6 * len(groups), CELL * n_img])
+    _plot_losses(left.subplots(1, len(groups), squeeze=False)[0], iters, groups)
+    axes = right.subplots(2, n_img, squeeze=False)
+    col = 0
+    for direction, x in probe.items():
+        attention = model.attention(x, direction)
+        for k in range(len(x)):
+            _show(axes[0, col], x[k], "input")
+            _show(axes[1, col], attention[k], f"A_{'S' if direction == 's2t' else 'T'}, mean {attention[k].mean():.2f}")
+            col += 1
+    stage = int(iters["stage"].iloc[-1]) if "stage" in iters else 1
+    fig.suptitle(f"iteration {int(iters['it'].iloc[-1])}, stage {stage}"
+                 + (" (attention frozen, D sees [A > τ])" if stage == 2 else ""), fontsize=10)
     return fig
 
 
@@ -129,7 +164,8 @@ def pick_images(data, split: str = "test", domain: str = "A", n: int = 3, with_o
     return files[:n]
 
 
-def _load(paths, size: int) -> torch.Tensor:
+def load_images(paths, size: int) -> torch.Tensor:
+    """The image files `paths` as the networks take them at `size` (DomainFolder, no augmentation), stacked."""
     if not paths:
         return torch.zeros(0, 3, size, size)
     by_folder = {}
@@ -148,13 +184,13 @@ def _load(paths, size: int) -> torch.Tensor:
 def translate_files(run, paths, direction: str):
     """(inputs, attention or None, outputs, raw generator output) for image files."""
     model = model_of(run)
-    x = _load(paths, model.cfg.size)
+    x = load_images(paths, model.cfg.size)
     tr = model.translate(x, direction)
     net = getattr(model, "attention_net", lambda d: None)(direction)
     return x, (tr.attention if net is not None else None), tr.image, tr.raw
 
 
-def _show(ax, img, title=None, cmap="gray"):
+def _show(ax, img, title=None, cmap="gray", fontsize=7):
     ax.set_xticks([])
     ax.set_yticks([])
     for s in ax.spines.values():  # a thin frame: an all-white mask stays visible
@@ -167,21 +203,22 @@ def _show(ax, img, title=None, cmap="gray"):
     else:
         ax.imshow(((img.permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1))
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=fontsize)
 
 
-def _grid(cells, col_titles, row_titles=None, title=None) -> Figure:
-    """cells: rows of images (3×H×W in [-1, 1], 1×H×W in [0, 1], or None)."""
+def image_grid(cells, col_titles, row_titles=None, title=None, cell: float = CELL) -> Figure:
+    """cells: rows of images (3×H×W in [-1, 1], 1×H×W in [0, 1], or None); `cell` inches a tile."""
     n_rows, n_cols = len(cells), max(len(r) for r in cells)
-    fig = Figure(figsize=(CELL * n_cols + 0.4, CELL * n_rows + 0.5), layout="constrained")
+    font = 7 * max(1.0, cell / CELL) ** 0.5
+    fig = Figure(figsize=(cell * n_cols + 0.4, cell * n_rows + 0.5), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, row in enumerate(cells):
         for j in range(n_cols):
-            _show(axes[i, j], row[j] if j < len(row) else None, col_titles[j] if i == 0 else None)
+            _show(axes[i, j], row[j] if j < len(row) else None, col_titles[j] if i == 0 else None, fontsize=font)
         if row_titles:
-            axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=font)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=font + 2)
     return fig
 
 
@@ -203,7 +240,7 @@ def dataset_samples(data, n: int = 5, split: str = "train") -> Figure:
         if all("mask" in it for it in items):
             rows.append([it["mask"] for it in items])
             titles.append(f"{folder.name} mask")
-    return _grid(rows, [""] * n, titles, f"{Path(data).name}: samples of both domains")
+    return image_grid(rows, [""] * n, titles, f"{Path(data).name}: samples of both domains")
 
 
 def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
@@ -223,34 +260,46 @@ def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
                 atts.append(att[k] if att is not None else None)
                 cols.append(f"{name}{' (no object)' if free else ''}")
     order = [k for k, c in enumerate(cols) if "no object" not in c] + [k for k, c in enumerate(cols) if "no object" in c]
-    return _grid([[inputs[k] for k in order], [atts[k] for k in order]], [cols[k] for k in order],
-                 ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
+    return image_grid([[inputs[k] for k in order], [atts[k] for k in order]], [cols[k] for k in order],
+                      ["input", "attention"], f"Fig. 3 — attention maps ({Path(run).name})")
 
 
-def _method_rows(per_method: dict, n: int) -> tuple[list, list]:
-    """One row per input image: the input, then per method its attention (if it has one) and output."""
-    rows, titles = [], ["input"]
+def counterfactuals_of(paths, size: int) -> torch.Tensor | None:
+    """The true translations of test image files (`<folder>_counterfactual/`, same names), or None."""
+    found = [Path(p).parent.with_name(Path(p).parent.name + "_counterfactual") / Path(p).name for p in paths]
+    return load_images(found, size) if found and all(p.is_file() for p in found) else None
+
+
+def _method_rows(per_method: dict, n: int, counterfactual: torch.Tensor | None = None) -> tuple[list, list]:
+    """One row per input image: the input, its counterfactual (where the data have one), then per
+    method its attention (if it has one) and output."""
+    rows, titles = [], ["input"] + ["counterfactual (true translation)"] * (counterfactual is not None)
     for label, (_, att, _, _) in per_method.items():
         titles += [f"{label}: attention"] * (att is not None) + [f"{label}: output"]
     for k in range(n):
-        row = [next(iter(per_method.values()))[0][k]]
+        row = [next(iter(per_method.values()))[0][k]] + ([counterfactual[k]] if counterfactual is not None else [])
         for _, att, out, _ in per_method.values():
             row += ([att[k]] if att is not None else []) + [out[k]]
         rows.append(row)
     return rows, titles
 
 
+def _translated_rows(runs: dict, files, direction: str) -> tuple[list, list]:
+    per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
+    size = next(iter(per_method.values()))[0].shape[-1]
+    return _method_rows(per_method, len(files), counterfactuals_of(files, size))
+
+
 def translation_grid(runs: dict, data, n: int = 2, directions=("s2t", "t2s")) -> Figure:
-    """Figs. 4/5: per row an input; per method its attention (if it has one) and output."""
+    """Figs. 4/5: per row an input (and its counterfactual); per method its attention (if any) and output."""
     rows, row_titles, col_titles = [], [], None
     for direction in directions:
         files = pick_images(data, domain="A" if direction == "s2t" else "B", n=n)
-        per_method = {label: translate_files(run, files, direction) for label, run in runs.items()}
-        block, titles = _method_rows(per_method, len(files))
+        block, titles = _translated_rows(runs, files, direction)
         rows += block
         row_titles += [_dir_label(data, direction)] * len(block)
         col_titles = col_titles or titles
-    return _grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
+    return image_grid(rows, col_titles, row_titles, "Figs. 4/5 — translations with attention")
 
 
 def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str = "") -> Figure:
@@ -273,7 +322,7 @@ def sweep_grid(runs: dict, data, show: str = "attention", n: int = 2, title: str
                 row += [att[k] if att is not None else None, out[k]]
             rows.append(row)
             row_titles.append(_dir_label(data, direction))
-    return _grid(rows, col_titles, row_titles, title)
+    return image_grid(rows, col_titles, row_titles, title)
 
 
 def ablation_grid(runs: dict, data, n: int = 2) -> Figure:
@@ -285,7 +334,7 @@ def ablation_grid(runs: dict, data, n: int = 2) -> Figure:
         for k in range(len(files)):
             rows.append([next(iter(outs.values()))[0][k]] + [o[2][k] for o in outs.values()])
             row_titles.append(_dir_label(data, direction))
-    return _grid(rows, ["input", *runs], row_titles, "Fig. 10 — ablations (outputs)")
+    return image_grid(rows, ["input", *runs], row_titles, "Fig. 10 — ablations (outputs)")
 
 
 def object_free(runs: dict, data, n: int = 3) -> Figure:
@@ -295,29 +344,43 @@ def object_free(runs: dict, data, n: int = 3) -> Figure:
         fig = Figure(figsize=(4, 1))
         fig.text(0.5, 0.5, "this dataset lists no object-free images", ha="center")
         return fig
-    outs = {label: translate_files(run, files, "s2t") for label, run in runs.items()}
-    rows, titles = _method_rows(outs, len(files))
-    return _grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
-                 "Fig. 17 — object-free inputs (should come back unchanged)")
+    rows, titles = _translated_rows(runs, files, "s2t")
+    return image_grid(rows, titles, [_dir_label(data, "s2t")] * len(rows),
+                      "Fig. 17 — object-free inputs (should come back unchanged)")
 
 
 @torch.no_grad()
-def explore_panel(run, path, direction: str = "s2t", tau: float | None = None) -> Figure:
-    """One image through one run: input | attention | Eq. 6's mask | what D sees in stage 2 | output (Eq. 1)."""
+def native_size(run, path, direction: str = "s2t", size: int | None = None, height_in: float = 2.0) -> Figure:
+    """input | attention | output of one image file through a run, each at the file's own size
+    (with `size`, the networks see the shorter side resized to it, as `agit translate --size`)."""
+    from .data import read_rgb
+    from .translate import translate_image
+
     model = model_of(run)
-    tau = model.cfg.tau if tau is None else tau
-    x, att, out, raw = translate_files(run, [path], direction)
-    a = att if att is not None else torch.ones_like(x[:, :1])
-    mask = model.d_mask(a, tau)
-    raw_shown = model.cfg.d_fake == "raw"
-    d_input = (raw if raw_shown else out) * mask
-    op = "≥" if model.cfg.tau_inclusive else ">"
-    fig = _grid([[x[0], a[0], mask[0], d_input[0], out[0]]],
-                ["input", "attention A", f"[A {op} {tau:.2f}]",
-                 f"D input: {'F(s)' if raw_shown else 's′'}·[A {op} τ]", "output"])
-    fig.suptitle(f"{Path(run).name}, {Path(path).name}, {direction}: mean attention {a.mean():.3f}, "
-                 f"{mask.mean():.0%} of pixels in the mask", fontsize=8)
+    x = read_rgb(path)[None].float() / 127.5 - 1
+    tr = translate_image(model, x, direction, size)
+    h, w = x.shape[-2:]
+    fig = Figure(figsize=(3 * height_in * w / h + 0.3, height_in + 0.6), layout="constrained")
+    for ax, img, title in zip(fig.subplots(1, 3), (x[0], tr.attention[0], tr.image[0]),
+                              (f"input, {w}×{h} px", "attention", "output (Eq. 1)")):
+        _show(ax, img, title)
+    seen = f", the networks at shorter side {size} px" if size else ""
+    fig.suptitle(f"{Path(run).name} ({direction}), trained on {model.cfg.size}-px crops: "
+                 f"one {w}×{h} image at its own size{seen}", fontsize=8)
     return fig
+
+
+def examples(data, domain: str = "A", n: int = 2, size: int = 64, split: str = "test",
+             with_object: bool = True) -> dict:
+    """n images of a domain (`pick_images`) as a batch, with their masks where the dataset has
+    them: {'image': N×3×H×W in [-1, 1], 'mask': N×1×H×W or None, 'paths': [...]}."""
+    folder = domain_folders(data, split)["AB".index(domain)]
+    masks = mask_folder_for(folder)
+    ds = DomainFolder(folder, size, mask_folder=masks)
+    paths = pick_images(data, split, domain, n, with_object)
+    items = [ds[ds.paths.index(p)] for p in paths]
+    stack = lambda key, c: torch.stack([it[key] for it in items]) if items else torch.zeros(0, c, size, size)  # noqa: E731
+    return {"image": stack("image", 3), "mask": stack("mask", 1) if masks else None, "paths": paths}
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:

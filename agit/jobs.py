@@ -1,6 +1,6 @@
 """Training a profile's runs: the job scheduler behind `Context.ensure_runs`.
 
-Missing runs are trained, unfinished ones resumed, finished ones skipped, and runs
+Missing runs are trained, unfinished ones resumed, finished ones reused, and runs
 without `metrics.json` evaluated; a fork (specs.py) starts from its parent's checkpoint
 as soon as the parent has written it. The runs train in this process, in `--jobs`
 local processes, or as submitit jobs (e.g. SLURM), each job one call of `_build`.
@@ -50,7 +50,7 @@ def train_run(spec: RunSpec, cfg: Config, run_dir: Path, parent_dir: Path | None
         _check_same(run, cfg)
         state = run.progress()
         if state is not None and state[0] >= cfg.epochs:
-            return "finished"
+            return "reused"
         if state is None and spec.fork and parent_dir is not None:
             parent = Run(parent_dir)
             if parent.epoch_checkpoint(spec.fork[1]).is_file():
@@ -65,19 +65,37 @@ def train_run(spec: RunSpec, cfg: Config, run_dir: Path, parent_dir: Path | None
     return done
 
 
-def evaluate_if_needed(run_dir: Path, kid_protocol: dict, device: str | None = None) -> bool:
-    """Evaluate a run whose metrics.json is missing, older than its checkpoint, or from another
-    KID protocol (`kid_protocol`: a profile's `kid`, its extractor, subsets and subset size)."""
-    from .evaluate import evaluate_run
-
+def needs_evaluation(run_dir: Path, kid_protocol: dict) -> bool:
+    """Whether a run's metrics.json is missing, older than its checkpoint, or from another KID
+    protocol (`kid_protocol`: a profile's `kid`, its extractor, subsets and subset size)."""
     run = Run(run_dir)
     saved = run.metrics()
     if saved is not None and run.metrics_file.stat().st_mtime >= run.latest.stat().st_mtime:
         if (saved.get("kid_extractor") == kid_protocol["extractor"]
                 and saved.get("kid_subset_size", kid_protocol["subset_size"]) == kid_protocol["subset_size"]):
             return False
+    return True
+
+
+def is_done(run_dir: Path, cfg: Config, kid_protocol: dict | None) -> bool:
+    """Trained to the end of its schedule (and evaluated, if `kid_protocol` asks): nothing left
+    to do. A run trained with other settings raises RunMismatch."""
+    run = Run(run_dir)
+    _check_same(run, cfg)
+    state = run.progress()
+    return state is not None and state[0] >= cfg.epochs and (kid_protocol is None
+                                                             or not needs_evaluation(run_dir, kid_protocol))
+
+
+def evaluate_if_needed(run_dir: Path, kid_protocol: dict, device: str | None = None) -> bool:
+    """Evaluate a run if it `needs_evaluation`; returns whether it did."""
+    from .evaluate import evaluate_run
+
+    if not needs_evaluation(run_dir, kid_protocol):
+        return False
     evaluate_run(run_dir, kid=kid_protocol["extractor"], device=device, kid_subsets=kid_protocol["subsets"],
                  kid_subset_size=kid_protocol["subset_size"])
+    run = Run(run_dir)
     run.write_metrics({**run.metrics(), "kid_subsets": kid_protocol["subsets"],
                        "kid_subset_size": kid_protocol["subset_size"]})
     return True
@@ -109,7 +127,7 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
     """Make sure the runs `names` of the Context `ctx` (default: all of its profile) are trained
     and evaluated.
 
-    Missing runs are trained, unfinished ones resumed, finished ones skipped; forks wait
+    Missing runs are trained, unfinished ones resumed, finished (and evaluated) ones reused; forks wait
     for their parent. With `jobs` > 1, independent runs train in that many processes.
     Returns {name: run folder} in the order asked.
     """
@@ -129,7 +147,11 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
     todo.sort(key=lambda k: (ctx.specs[k].fork is not None, -_cost(ctx, ctx.specs[k])))
     kid_protocol = ctx.profile["kid"] if evaluate else None
     start, n = time.time(), len(todo)
-    jobs = max(1, min(jobs, n))
+    reused = [key for key in todo if is_done(ctx.run_dir(key), ctx.config_for(ctx.specs[key]), kid_protocol)]
+    for k, key in enumerate(reused, 1):
+        print(f"[{k}/{n}] {key}: reused, nothing to train ({ctx.schedule(key)})", flush=True)
+    todo = [key for key in todo if key not in reused]
+    jobs = max(1, min(jobs, len(todo)))
     executor = executor_from(ctx.executor, ctx.out / "submitit")
     # local processes share this machine's cores; a cluster job has its node's
     local_share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and executor is None else None
@@ -142,12 +164,12 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
                 kid_protocol, ctx.device, threads)
 
     def report(k, key, done, seconds):
-        print(f"[{k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
+        print(f"[{len(reused) + k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
               f"— {time.time() - start:.0f} s so far", flush=True)
 
     if jobs == 1 and executor is None:
         for k, key in enumerate(todo, 1):
-            print(f"[{k}/{n}] {key} …", flush=True)
+            print(f"[{len(reused) + k}/{n}] {key} …", flush=True)
             report(k, key, *_build(*args(key)))
     else:
         _ensure_parallel(todo, args, report, jobs, ctx, executor)

@@ -21,6 +21,19 @@ from .nets import AttentionNet, Discriminator, Generator, init_weights
 DIRECTIONS = ("s2t", "t2s")
 REVERSE = {"s2t": "t2s", "t2s": "s2t"}
 
+# The paper's name for each loss term a training step returns and logs (AGGAN.iteration_losses).
+PAPER_TERMS = {
+    "adv_s2t": "L_adv^s (Eq. 2): F_ST and A_S want D_T to score s' as real",
+    "adv_t2s": "L_adv^t: F_TS and A_T want D_S to score t' as real",
+    "cyc_s2t": "λ_cyc · L_cyc^s (Eq. 3): s -> s' -> s'' should give back s",
+    "cyc_t2s": "λ_cyc · L_cyc^t: t -> t' -> t'' should give back t",
+    "idt_s2t": "CycleGAN's identity term: F_ST(t) should be t",
+    "idt_t2s": "CycleGAN's identity term: F_TS(s) should be s",
+    "d_s2t": "D_T's loss (Eq. 2, D's side, halved): real t -> 1, fake s' -> 0",
+    "d_t2s": "D_S's loss: real s -> 1, fake t' -> 0",
+    "total": "L (Eq. 4; Eq. 7 in stage 2): the generators' objective, the sum of their terms",
+}
+
 
 class Translation(NamedTuple):
     image: torch.Tensor  # s' (Eq. 1)
@@ -136,11 +149,12 @@ class AGGAN(nn.Module):
         keep = attention >= tau if self.cfg.tau_inclusive else attention > tau
         return keep.to(attention.dtype)
 
-    def d_input(self, image: torch.Tensor, attention: torch.Tensor, stage: Stage) -> torch.Tensor:
-        """Stage 1: the whole image. Stage 2: only the pixels of `d_mask(attention)`."""
+    def d_input(self, image: torch.Tensor, attention: torch.Tensor, stage: Stage,
+                tau: float | None = None) -> torch.Tensor:
+        """Stage 1: the whole image. Stage 2: only the pixels of `d_mask(attention, tau)`."""
         if not stage.d_masked:
             return image
-        return image * self.d_mask(attention)
+        return image * self.d_mask(attention, tau)
 
     def fake_for_d(self, fwd: Translation, stage: Stage) -> tuple[torch.Tensor, torch.Tensor]:
         """The (image, mask) pair a fake contributes, to G's adversarial term and to the pool.
@@ -194,3 +208,15 @@ class AGGAN(nn.Module):
         pred_real = self.judge_score(direction, real, real_att, stage)
         pred_fake = self.judge_score(direction, fake, fake_att, stage)
         return discriminator_gan_loss(pred_real, pred_fake, self.cfg.gan_loss)
+
+    def iteration_losses(self, s: torch.Tensor, t: torch.Tensor, stage: Stage) -> dict[str, torch.Tensor]:
+        """Every loss term of one iteration at the current weights in `stage` (`cfg.stage(epoch)`),
+        keyed as a training step logs them (PAPER_TERMS gives the paper's names): the generators'
+        terms of Eq. 4 (Eq. 7 in stage 2) and their sum 'total', then each discriminator's term
+        on these fakes (a training step shows D fakes from the history pool instead)."""
+        total, terms, fakes = self.generator_loss(s, t, DIRECTIONS, stage)
+        for d in DIRECTIONS:
+            real = t if d == "s2t" else s
+            real_att = fakes[REVERSE[d]].attention  # D_T's real t is masked by A_T(t) in stage 2
+            terms[f"d_{d}"] = self.discriminator_loss(d, real, real_att, *self.fake_for_d(fakes[d], stage), stage)
+        return {**terms, "total": total}

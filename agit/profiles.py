@@ -36,7 +36,7 @@ from .jobs import ensure_runs, executor_from
 from .locks import FolderLocked, folder_lock
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
-STAGES = ("00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
+STAGES = ("00_tutorial", "00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
           "06_explore")
 
 PROFILES: dict[str, dict] = {
@@ -50,6 +50,7 @@ PROFILES: dict[str, dict] = {
         # 12 test images a domain: 10 subsets of 10 (a smoke test of KID, not a measurement)
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=10),
         seeds=2,  # training seeds of Ours and CycleGAN: tables show mean ± std over them
+        tutorial={},  # the preset's fields the step-through tutorial (00_tutorial) changes
         switch_epochs=(1, 2),  # Fig. 7 (the preset's own value reuses the main run)
         taus=(0.05, 0.1, 0.3, 0.5),  # Fig. 8
         stages=STAGES,
@@ -65,6 +66,9 @@ PROFILES: dict[str, dict] = {
         table1=None,
         kid=dict(extractor="scene-cnn", subsets=10, subset_size=50),
         seeds=3,
+        # The tutorial trains Ours and CycleGAN in the kernel, one after the other, within ~3 CPU
+        # minutes: 250 iterations of batch 2, the switch after 200.
+        tutorial=dict(batch_size=2, epochs=5, switch_epoch=4, decay_epoch=4),
         switch_epochs=None,  # None: derived from the preset (half, own value, later)
         taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
         stages=STAGES,
@@ -82,7 +86,7 @@ PROFILES: dict[str, dict] = {
         seeds=1,
         switch_epochs=(10, 30, 50),
         taus=(0.05, 0.1, 0.3, 0.5),
-        stages=STAGES[1:],  # the quickstart is the synthetic tutorial
+        stages=STAGES[2:],  # the tutorial and the quickstart are synthetic-data introductions
         jobs=1,
         threads=None,  # None: torch's default (all cores); with jobs > 1, cores / jobs
         cell_timeout=None,
@@ -139,6 +143,7 @@ class Context:
     out: Path
     data_root: Path
     device: str | None = None
+    runs: Path | None = None  # None: <out>/runs
     jobs: int = 1
     executor: str | None = None  # None: this machine's processes; see executor_from
     extra: dict = field(default_factory=dict)  # runs added by hand (run_for), keyed like specs
@@ -149,7 +154,7 @@ class Context:
 
     @property
     def runs_dir(self) -> Path:
-        return self.out / "runs"
+        return self.runs or self.out / "runs"
 
     @property
     def tables_dir(self) -> Path:
@@ -229,6 +234,12 @@ class Context:
                      "forked_from": f"{spec.fork[0]}@{spec.fork[1]}" if spec.fork else None}
         return cfg
 
+    def tutorial_config(self, **changes) -> Config:
+        """The step-through tutorial's model (00_tutorial): the profile's preset on its main
+        dataset, with the profile's `tutorial` fields, then `changes`."""
+        return preset(self.profile["preset"], data=str(self.dataset_path()),
+                      **{**self.profile.get("tutorial", {}), **changes})
+
     def schedule(self, name: str) -> str:
         """How a run was trained, in words: its schedule, its seed, and whether it was forked."""
         spec = self.spec(name)
@@ -281,19 +292,26 @@ class Context:
 def context(profile: str = "quick", out: str | Path | None = None, data_root: str | Path | None = None,
             device: str | None = None, jobs: int | None = None, executor: str | None = None) -> Context:
     """The notebooks' entry point: a profile and its folders. Relative paths are taken from
-    the repository root, so a notebook behaves alike wherever its kernel starts."""
+    the repository root, so a notebook behaves alike wherever its kernel starts.
+
+    Without `out` (a notebook opened by hand) results go to `results/<profile>-local/`,
+    which git ignores: only `agit reproduce` writes the committed `results/<profile>/`.
+    The runs are still those of `results/<profile>/runs/` (ignored too), so a notebook
+    opened after `agit reproduce` reuses its trained runs instead of training its own."""
     prof = resolve_profile(profile)
     if prof.get("threads"):
         import torch
 
         torch.set_num_threads(prof["threads"])
     root = project_root()
-    out = Path(out) if out else Path("results") / profile
+    runs = None if out else root / "results" / profile / "runs"
+    out = Path(out) if out else Path("results") / f"{profile}-local"
     data_root = Path(data_root) if data_root else Path("data")
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
     executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
-    return Context(prof, out, data_root, device or None, jobs or prof.get("jobs", 1), executor or None)
+    return Context(prof, out, data_root, device=device or None, runs=runs, jobs=jobs or prof.get("jobs", 1),
+                   executor=executor or None)
 
 
 def _iterations(cfg: Config, data: Path) -> int:

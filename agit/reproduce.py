@@ -13,6 +13,7 @@ The notebooks reach the package through ``reproduce.context`` (profiles.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def stage_names(stages=None, profile: dict | None = None) -> list[str]:
         match = [s for s in STAGES if s == item or s.split("_", 1)[0] == item.zfill(2) or s.split("_", 1)[1] == item]
         if not match:
             raise KeyError(f"unknown stage {item!r}; choose from {', '.join(STAGES)}")
-        chosen.append(match[0])
+        chosen += match  # '00' is both introductions
     return [s for s in STAGES if s in chosen]
 
 
@@ -125,7 +126,7 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
     """`<out>/REPORT.md`: the tables inline, links to their CSV, the figures, the executed
     notebooks and their recorded numbers — written from the files that exist."""
     out, prof = ctx.out, ctx.profile
-    rel = lambda p: Path(p).relative_to(out).as_posix()  # noqa: E731
+    rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731  (runs may live beside out)
     lines = [f"# agit reproduction report — profile `{ctx.name}`", ""]
     lines += [f"*{prof['description']}.* Preset `{prof['preset']}`; datasets "
               + ", ".join(f"`{d}`" for d in prof["datasets"])

@@ -144,6 +144,7 @@ class Run:
     def log_writer(self):
         """log.jsonl opened for appending rows with `write(row)`, each flushed as written
         (`tail -f` shows progress; a hard kill loses no finished iteration's row)."""
+        self.path.mkdir(parents=True, exist_ok=True)  # a loop written by hand need not have called fit()
         with open(self.log_file, "a", buffering=1) as file:
             yield lambda row: file.write(json.dumps(row) + "\n")
 

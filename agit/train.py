@@ -36,9 +36,9 @@ from tqdm.auto import tqdm
 from . import distributed
 from .baselines import build_model
 from .config import Config, describe_changes
-
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .distributed import pick_device
+from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
 from .run import Run, resume_config
@@ -257,6 +257,8 @@ class Trainer:
                     raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
                 self.end_epoch()
+            if self.is_main_rank:
+                write_run_readme(self.run.path)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run.path
 
     def _open_run(self):
@@ -296,7 +298,7 @@ class Trainer:
         return True
 
     def end_epoch(self):
-        """Close the epoch: lr schedule, attention statistics in the log, samples, checkpoint."""
+        """Close the epoch as fit() does: lr schedule, attention statistics in the log, samples, checkpoint."""
         self.updates.end_epoch()
         if self.is_main_rank:
             self.run.append_log({"kind": "epoch", "epoch": self.epoch, "stage": self.stage.number,

@@ -79,6 +79,29 @@ def test_16_bit_grey_is_rescaled_not_clipped(tmp_path):
     assert read_rgb(tmp_path / "x.png").float().mean().item() == pytest.approx(127.5, abs=1)
 
 
+def save_with_orientation(path: Path, array: np.ndarray, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the EXIF Orientation tag
+    Image.fromarray(array).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_exif_orientation_is_applied(tmp_path, suffix):
+    """A phone's portrait photo: stored 16 wide, 8 tall (left half red, right half blue), tagged
+    "rotate 90° clockwise to view" (6). Read upright, it is 8 wide, 16 tall, red on top."""
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:, :8, 0] = stored[:, 8:, 2] = 255
+    x = read_rgb(save_with_orientation(tmp_path / f"p{suffix}", stored, 6)).float()
+    assert x.shape == (3, 16, 8)
+    top, bottom = x[:, :6].mean((1, 2)), x[:, 10:].mean((1, 2))
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+    # training data goes through the same decoding
+    assert DomainFolder(tmp_path, size=8)[0]["image"].shape == (3, 8, 8)
+    plain = read_rgb(save_with_orientation(tmp_path / f"q{suffix}", stored, 1))
+    assert plain.shape == (3, 8, 16)
+
+
 def test_augmented_mask_stays_on_its_object(tmp_path):
     image = np.zeros((40, 40, 3), np.uint8)
     mask = np.zeros((40, 40), np.uint8)

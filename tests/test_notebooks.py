@@ -56,9 +56,9 @@ def test_reproduce_ci_writes_every_notebook_table_figure_and_the_report(ci_out):
     for stage in reproduce.STAGES:
         nb = nbformat.read(ci_out / "notebooks" / f"{stage}.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), stage
-        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.output_type == "error"]
-        assert not errors, stage
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error"], stage
+        assert not [o for o in outputs if "PosixPath(" in json.dumps(o)], stage  # paths print as text
         assert numbers(ci_out, stage)["profile"] == "ci"
     for name in TABLES:
         csv, md = ci_out / "tables" / f"{name}.csv", ci_out / "tables" / f"{name}.md"
@@ -77,7 +77,11 @@ def test_reproduce_ci_writes_every_notebook_table_figure_and_the_report(ci_out):
     assert "Ours–D–A" in report and "scene-cnn" in report and "Failed" not in report
 
 
-def test_reproduce_ci_records_sane_numbers(ci_out):
+def test_reproduce_ci_records_sane_numbers(ci_out, keep_threads):
+    tutorial = numbers(ci_out, "00_tutorial")
+    cfg = reproduce.context("ci", ci_out, os.environ["AGIT_DATA"]).tutorial_config()
+    assert tutorial["iterations"] == cfg.epochs * cfg.iters_per_epoch and tutorial["train_seconds"] > 0
+    assert set(tutorial["metrics"]) == {"Ours", "CycleGAN"}
     quick = numbers(ci_out, "00_quickstart")["metrics"]
     assert quick["kid_extractor"] == "scene-cnn"
     for d in ("s2t", "t2s"):
@@ -114,7 +118,7 @@ def test_rerun_trains_nothing(ci_out, keep_threads, capsys):
     ctx = reproduce.context("ci", ci_out, os.environ["AGIT_DATA"])
     ctx.ensure_runs()
     lines = [line for line in capsys.readouterr().out.splitlines() if ": " in line and "/" in line]
-    assert lines and all(": finished" in line for line in lines)
+    assert lines and all(": reused, nothing to train" in line for line in lines)
 
 
 def test_paper_profile_stops_at_the_first_notebook_naming_what_is_missing(tmp_path, monkeypatch, capsys):
@@ -187,7 +191,7 @@ def test_forked_run_equals_training_from_scratch_and_runs_resume(tmp_path, keep_
     log = [json.loads(line) for line in (ctx.run_dir("tau_0.3") / "log.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "iter" for r in log) == cfg.epochs * cfg.iters_per_epoch  # the shared epoch too
     ctx.ensure_runs(["tau_0.3"], evaluate=False)
-    assert "ci/tau_0.3: finished" in capsys.readouterr().out
+    assert "ci/tau_0.3: reused" in capsys.readouterr().out
     (ctx.run_dir("tau_0.3") / "config.json").write_text(json.dumps({**cfg.to_dict(), "lr": 1.0}))
     with pytest.raises(RunMismatch, match="lr=1.0"):
         ctx.ensure_runs(["tau_0.3"], evaluate=False)

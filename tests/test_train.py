@@ -10,7 +10,6 @@ from agit.cli import main
 from agit.run import Run
 from agit.step import lr_factor
 from agit.train import Interrupted, Trainer, TrainingDiverged
-from agit.translate import translate_folder
 
 from helpers import assert_same_training, stop_during
 
@@ -102,19 +101,6 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(ci_cfg, tm
     with pytest.raises(TrainingDiverged, match=r"adv_s2t=nan at epoch 2.*last good checkpoint"):
         t.fit(progress=False)
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes() == good
-
-
-def test_translate_folder_keeps_order_and_is_deterministic(ci_cfg, tmp_path, tiny_data):
-    Trainer(ci_cfg, tmp_path / "run").fit(epochs=1, progress=False)
-    model = Run(tmp_path / "run").load_model()
-    n = translate_folder(model, tiny_data / "testA", "s2t", tmp_path / "o1", batch_size=4)
-    translate_folder(model, tiny_data / "testA", "s2t", tmp_path / "o2", batch_size=3)
-    names = sorted(p.name for p in (tiny_data / "testA").iterdir())
-    assert n == len(names)
-    assert sorted(p.name for p in (tmp_path / "o1" / "images").iterdir()) == names
-    assert sorted(p.name for p in (tmp_path / "o1" / "attention").iterdir()) == names
-    for name in names:
-        assert (tmp_path / "o1" / "attention" / name).read_bytes() == (tmp_path / "o2" / "attention" / name).read_bytes()
 
 
 def test_cli_train_translate_and_errors(tiny_data, tmp_path, capsys):

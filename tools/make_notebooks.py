@@ -20,8 +20,8 @@ PARAMETERS = '''\
 # Parameters (papermill and `agit reproduce` inject their own values after this cell).
 import os
 
-profile = os.environ.get("AGIT_PROFILE", "quick")  # ci | quick | paper (agit/reproduce.py: PROFILES)
-out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>
+profile = os.environ.get("AGIT_PROFILE", "quick")  # ci | quick | paper (agit/profiles.py: PROFILES)
+out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit reproduce: results/<profile>)
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
@@ -49,7 +49,8 @@ def notebook(title: str, cells: list, extra_parameters: str = "") -> nbformat.No
         nb.cells.append(new_markdown_cell(source) if kind == "md" else new_code_cell(source))
     for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same files
         cell.id = f"cell-{i:02d}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # as JupyterLab writes it, so a notebook saved there is byte-identical once stripped (make lab)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -58,6 +59,152 @@ md = lambda s: ("md", s)  # noqa: E731
 code = lambda s: ("code", s)  # noqa: E731
 
 NOTEBOOKS = {
+    "00_tutorial": notebook(
+        "# 00 · Tutorial: attention-guided translation, step by step\n\n"
+        "*Unsupervised Attention-guided Image-to-Image Translation* (Mejjati et al., NeurIPS 2018) gives each "
+        "CycleGAN generator an **attention network** that decides *where* to translate, so that the background "
+        "survives. This notebook takes the method apart with `agit`'s own functions, cell by cell, on the "
+        "synthetic horse-on-meadow ↔ zebra-on-savanna pair (with true masks): the three networks, the "
+        "attention at initialisation, Eq. 1, the losses of one iteration, a training loop you can watch, the "
+        "stage switch (Eq. 6), and the result beside CycleGAN. About 3 minutes of CPU time (`quick` profile; longer on a busy machine).\n\n"
+        "Notation: S is the source domain (horses), T the target (zebras). Direction `s2t` translates S → T "
+        "with the generator F_ST and the attention net A_S and is judged by the discriminator D_T; `t2s` "
+        "uses F_TS, A_T and D_S.",
+        [
+            md("## 1 · Data\nThe profile's synthetic pair (made in seconds if missing): two horses, two zebras and "
+               "an image of the horse domain without a horse, each with its true mask — the attention we hope A "
+               "learns."),
+            code('import dataclasses\nimport shutil\nimport time\n\nimport pandas as pd\nimport torch\n\n'
+                 'from agit.evaluate import evaluate_run\nfrom agit.model import AGGAN, PAPER_TERMS, compose\n'
+                 'from agit.nets import conv_weight_count\nfrom agit.train import Trainer\n\n'
+                 'ctx.prepare_data(check_kid=False)\ndata = ctx.dataset_path()\ncfg = ctx.tutorial_config()\n'
+                 'horses = figures.examples(data, "A", n=2, size=cfg.size)\n'
+                 'zebras = figures.examples(data, "B", n=2, size=cfg.size)\n'
+                 'meadow = figures.examples(data, "A", n=1, size=cfg.size, with_object=False)\n'
+                 'print(f"{data.name}, {cfg.size} px; preset {cfg.preset!r}: {cfg.epochs} epochs of "\n'
+                 '      f"{cfg.iters_per_epoch} iterations, batch {cfg.batch_size}, stage switch after epoch {cfg.switch_epoch}")\n'
+                 'examples = [horses, zebras, meadow]\n'
+                 'figures.image_grid([[x for e in examples for x in e["image"]], [m for e in examples for m in e["mask"]]],\n'
+                 '                   ["horse (S)"] * len(horses["image"]) + ["zebra (T)"] * len(zebras["image"])\n'
+                 '                   + ["no horse (S)"] * len(meadow["image"]), ["image", "true mask"])'),
+            md("## 2 · The three networks\n`Trainer` builds the model (seeded: a rerun gives the same numbers) and "
+               "one Adam optimiser per group: F_ST with A_S, F_TS with A_T, D_T, D_S. Per direction there are a "
+               "**generator** F (the translator: a ResNet, Appendix A), an **attention net** A (a small "
+               "encoder-decoder ending in a sigmoid: one value in [0, 1] per pixel) and the target domain's "
+               "**discriminator** D (a PatchGAN: one realness score per image patch)."),
+            code('run = ctx.out / "tutorial" / "ours"\nshutil.rmtree(run, ignore_errors=True)  # a fresh run each time\n'
+                 'trainer = Trainer(cfg, run, device=device or None)\nmodel = trainer.model\n'
+                 's, t = horses["image"].to(trainer.device), zebras["image"].to(trainer.device)\n'
+                 'nets = {"F_ST (generator)": (model.gen_s2t, s), "A_S (attention)": (model.att_s, s),\n'
+                 '        "D_T (discriminator)": (model.dis_t, t)}\nrows = {}\nwith torch.no_grad():\n'
+                 '    for name, (net, x) in nets.items():\n        y = net(x)\n'
+                 '        rows[name] = {"conv weights": conv_weight_count(net), "parameters": sum(p.numel() for p in net.parameters()),\n'
+                 '                      "input": "×".join(map(str, x.shape[1:])), "output": "×".join(map(str, y.shape[1:])),\n'
+                 '                      "output range": f"{y.min():.2f} … {y.max():.2f}"}\npd.DataFrame(rows).T'),
+            md("The `official` preset (the authors' released code) has 2,847,936 / 103,040 / 2,763,776 conv weights; "
+               "the tutorial's preset is narrower, to train in minutes on a CPU. F_TS, A_T and D_S are twins of these "
+               "for T → S."),
+            md("## 3 · The attention at initialisation\nThe bias of A's last layer starts at `att_init_bias`, so at first "
+               "A(s) ≈ sigmoid(bias) everywhere: nearly uniform, with no idea where the horse is."),
+            code('with torch.no_grad():\n    a0 = model.attention(s, "s2t")\n'
+                 'print(f"A_S(s) at initialisation: mean {a0.mean():.3f}, from {a0.min():.3f} to {a0.max():.3f}; "\n'
+                 '      f"sigmoid(att_init_bias = {cfg.att_init_bias}) = {torch.sigmoid(torch.tensor(cfg.att_init_bias)):.3f}")\n'
+                 'figures.image_grid([list(s), list(a0)], ["horse"] * len(s), ["s", "A_S(s)"])'),
+            md("## 4 · Eq. 1: where to translate\n`s′ = s_a ⊙ F_ST(s) + (1 − s_a) ⊙ s` (`agit.model.compose`). With a "
+               "hand-made attention map: 0 everywhere gives the input back (the identity), 1 everywhere gives the "
+               "generator's output — exactly CycleGAN —, the true mask changes the horse and keeps the meadow. "
+               "The untrained generator's output is close to grey; what matters here is *where* it lands."),
+            code('with torch.no_grad():\n    raw = model.generator("s2t")(s)  # F_ST(s)\n'
+                 '    maps = {"A = 0": torch.zeros_like(a0), "A = 1 (CycleGAN)": torch.ones_like(a0),\n'
+                 '            "A = true mask": horses["mask"].to(trainer.device), "A = A_S(s), initial": a0}\n'
+                 '    outs = {name: compose(s, raw, a) for name, a in maps.items()}\n'
+                 'print("A = 0 gives s back exactly:", torch.equal(outs["A = 0"], s),\n'
+                 '      "| A = 1 gives F_ST(s) exactly:", torch.equal(outs["A = 1 (CycleGAN)"], raw),\n'
+                 '      "| A_S(s) gives model.translate(s):", torch.equal(outs["A = A_S(s), initial"], model.translate(s, "s2t").image))\n'
+                 'figures.image_grid([[s[0], raw[0], *(a[0] for a in maps.values())], [None, None, *(o[0] for o in outs.values())]],\n'
+                 '                   ["s", "F_ST(s)", *maps], ["input | attention", "s′ (Eq. 1)"])'),
+            md("## 5 · The losses of one iteration\nOne training iteration computes these terms on a pair (s, t). "
+               "`AGGAN.iteration_losses` returns them at the current weights, keyed as the training log keys them; "
+               "`PAPER_TERMS` says which term of the paper each is. The generators and attention nets minimise "
+               "`total` (Eq. 4), each discriminator its own term."),
+            code('with torch.no_grad():\n    terms = model.iteration_losses(s, t, cfg.stage(0))  # stage 1\n'
+                 'pd.DataFrame({"paper": {k: PAPER_TERMS.get(k, k) for k in terms}, "value": {k: float(v) for k, v in terms.items()}})'),
+            md("## 6 · Training, step by step\nThe loop `Trainer.fit` runs, written out. Per epoch: one `train_step` "
+               "per batch of (s, t) pairs — an Adam step for the generators and attention nets on Eq. 4, then one "
+               "for each discriminator on real images and fakes from a history pool (`agit.step.PHASES`) —, and "
+               "`end_epoch` (learning-rate schedule, attention statistics, sample grid, checkpoint), which moves the "
+               "trainer to the next epoch with `set_epoch`: at the switch that enters stage 2 (`cfg.stage(epoch)`: "
+               "A_S and A_T frozen, D shown [A > τ] only). The plot redraws as it trains: the losses so far, and the attention of "
+               "one horse and one zebra. Watch it gather on the animal before the dashed line (the stage switch), "
+               "and stay put after it."),
+            code('probe = {"s2t": s[:1], "t2s": t[:1]}  # one image per direction, redrawn as it trains\n'
+                 'total = (cfg.epochs - trainer.epoch) * trainer.iterations_per_epoch\nredraw = max(1, total // 25)\n'
+                 'history, live, start = [], display(Markdown("training …"), display_id=True), time.time()\n'
+                 'while trainer.epoch < cfg.epochs:\n'
+                 '    for s_batch, t_batch in trainer.epoch_batches():  # this epoch\'s (s, t) pairs\n'
+                 '        losses = trainer.train_step(s_batch.to(trainer.device), t_batch.to(trainer.device))\n'
+                 '        trainer.step += 1  # as fit() counts them: a checkpoint says where in the epoch it stopped\n'
+                 '        history.append({"it": len(history) + 1, "stage": trainer.stage.number, **losses})\n'
+                 '        if len(history) % redraw == 0 or len(history) == total:\n'
+                 '            live.update(figures.training_panel(history, model, probe))\n'
+                 '    trainer.end_epoch()  # lr schedule, attention log, samples, checkpoint; the next epoch and its stage\n'
+                 'train_seconds = time.time() - start\n'
+                 'print(f"{len(history)} iterations of batch {cfg.batch_size} in {train_seconds:.0f} s")'),
+            md("## 7 · The stage switch\nAfter epoch `switch_epoch` the attention nets are frozen and the "
+               "discriminators see only attended pixels (Eq. 6): D_T is shown the fake where A_S(s) > τ and the real "
+               "t where A_T(t) > τ, so the background no longer counts and F has no reason to change it. "
+               "`fake_for_d` gives the fake image and its attention, `d_input` applies the threshold, `judge_score` "
+               "is D's patch scores (their mean here; 1 means *real*)."),
+            code('print("A_S still trainable:", any(p.requires_grad for p in model.att_s.parameters()),\n'
+                 '      "| F_ST trainable:", all(p.requires_grad for p in model.gen_s2t.parameters()))\n'
+                 'rows, scores = [], {}\nwith torch.no_grad():\n    fwd = model.translate(s, "s2t")\n'
+                 '    real_att = model.attention(t, "t2s")  # A_T(t)\n'
+                 '    for stage in (cfg.stage(0), cfg.stage(cfg.switch_epoch)):  # what the switch changes: a Stage\n'
+                 '        fake, fake_att = model.fake_for_d(fwd, stage)\n'
+                 '        rows.append([s[0], fwd.attention[0], model.d_input(fake, fake_att, stage)[0],\n'
+                 '                     t[0], real_att[0], model.d_input(t, real_att, stage)[0]])\n'
+                 '        scores[f"stage {stage.number}"] = {\n'
+                 '            "D_T on the fake": float(model.judge_score("s2t", fake, fake_att, stage).mean()),\n'
+                 '            "D_T on the real t": float(model.judge_score("s2t", t, real_att, stage).mean())}\n'
+                 'display(figures.image_grid(rows, ["s", "A_S(s)", "D_T is shown: fake", "t", "A_T(t)", "D_T is shown: real"],\n'
+                 '                           ["stage 1", f"stage 2, τ = {cfg.tau}"]))\npd.DataFrame(scores)'),
+            md("## 8 · Eq. 1 with the learned attention\nThe same horses, and the image without a horse: where A_S "
+               "is near 0 the output is the input."),
+            code('x = torch.cat([s, meadow["image"].to(trainer.device)])\nwith torch.no_grad():\n'
+                 '    fwd = model.translate(x, "s2t")\n'
+                 'figures.image_grid([list(x), list(fwd.attention), list(fwd.raw), list(fwd.image)],\n'
+                 '                   [p.name for p in horses["paths"] + meadow["paths"]], ["s", "A_S(s)", "F_ST(s)", "s′ (Eq. 1)"])'),
+            md("## 9 · The cycle: A_T(s′), or the cycleAtt ablation\nOn the way back, "
+               "`s″ = A_T(s′) ⊙ F_TS(s′) + (1 − A_T(s′)) ⊙ s′` (Eq. 3): the attention of the *translated* image, "
+               "computed by A_T. The ablation Ours–cycleAtt reuses s_a = A_S(s) instead: below, the same weights "
+               "loaded into a model built with `variant='cycleatt'`."),
+            code('ablation = AGGAN(dataclasses.replace(cfg, variant="cycleatt")).to(trainer.device)\n'
+                 'ablation.load_state_dict(model.state_dict())\nwith torch.no_grad():\n'
+                 '    ours, reuse = model.cycle(s, "s2t"), ablation.cycle(s, "s2t")\n'
+                 '    back = model.attention(ours.forward.image, "t2s")  # A_T(s′)\n'
+                 '    print(f"λ_cyc · L_cyc^s (Eq. 3): with A_T(s′) {model.cycle_loss(s, ours):.4f}, "\n'
+                 '          f"cycleAtt {ablation.cycle_loss(s, reuse):.4f}")\n'
+                 'figures.image_grid([[s[0], ours.forward.image[0], back[0], ours.back[0]],\n'
+                 '                    [s[0], reuse.forward.image[0], reuse.forward.attention[0], reuse.back[0]]],\n'
+                 '                   ["s", "s′", "attention on the way back", "s″"], ["Ours: A_T(s′)", "cycleAtt: A_S(s)"])'),
+            md("## 10 · Beside CycleGAN\nCycleGAN is the same model with the attention fixed to 1 "
+               "(`variant='cyclegan'`). `fit()` trains it with the loop above — same data, schedule and seed — in "
+               "one call. Both then translate test images they never saw."),
+            code('cyclegan = ctx.out / "tutorial" / "cyclegan"\nshutil.rmtree(cyclegan, ignore_errors=True)\nstart = time.time()\n'
+                 'Trainer(ctx.tutorial_config(variant="cyclegan"), cyclegan, device=device or None).fit(progress=False)\n'
+                 'print(f"CycleGAN: {len(figures.read_log(cyclegan)[0])} iterations in {time.time() - start:.0f} s")\n'
+                 'figures.translation_grid({"Ours": run, "CycleGAN": cyclegan}, data, n=2)'),
+            md("On the whole test set, with the true masks (no KID here: see `04_kid_tables`): attention IoU at τ, "
+               "background PSNR (higher: background kept), change inside the animal, attention on horse-free images "
+               "(ideal 0)."),
+            code('metrics = {name: evaluate_run(folder, kid="none") for name, folder in (("Ours", run), ("CycleGAN", cyclegan))}\n'
+                 'pd.DataFrame(metrics).apply(pd.to_numeric, errors="coerce").dropna(how="all").round(3)'),
+            code('ctx.record("00_tutorial", {"config": cfg.to_dict(), "iterations": len(history), "train_seconds": train_seconds,\n'
+                 '                            "final_losses": history[-1], "metrics": metrics});'),
+            md("Next: `00_quickstart` trains the profile's full-length runs, `02_train` shows a run's logs, "
+               "`06_explore` lets you pick any run, image and τ."),
+        ],
+    ),
     "00_quickstart": notebook(
         "# 00 · Quickstart: from nothing to a trained model\n\n"
         "*Unsupervised Attention-guided Image-to-Image Translation* (Mejjati et al., NeurIPS 2018) "
@@ -93,7 +240,19 @@ NOTEBOOKS = {
                  'metrics, baseline = Run(run).metrics(), Run(cyclegan).metrics()\n'
                  'print("Ours\\n" + format_table(metrics) + "\\n\\nCycleGAN\\n" + format_table(baseline))\n'
                  'ctx.record("00_quickstart", {"run": run, "schedule": ctx.schedule("ours"), "metrics": metrics,\n'
-                 '                             "cyclegan_metrics": baseline})'),
+                 '                             "cyclegan_metrics": baseline});'),
+            md("## 6 · Your own images\n`agit.load` returns the trained model, in eval mode, on CUDA if available. "
+               "Its `translate` takes a path, a PIL image or a tensor and returns the output and the attention "
+               "as the same kind, at the input's own size: here a test image cut to a landscape strip, neither "
+               "square nor the training size. From a shell: `agit translate --run RUN --input photos/ --out OUT`."),
+            code('import tempfile\nfrom pathlib import Path\n\nimport PIL.Image\n\nimport agit\n\n'
+                 'model = agit.load(run, device="cpu")\n'
+                 'photo = PIL.Image.open(figures.pick_images(data, n=1)[0])\n'
+                 'photo = photo.crop((0, photo.height // 6, photo.width, photo.height * 5 // 6 + 1))  # landscape\n'
+                 'output, attention = model.translate(photo, direction="s2t")\n'
+                 'print(f"input {photo.size}, output {output.size}, attention {attention.size}")\n'
+                 'strip = Path(tempfile.mkdtemp()) / "strip.png"\nphoto.save(strip)\n'
+                 'figures.native_size(run, strip)'),
         ],
     ),
     "01_data": notebook(
@@ -101,7 +260,7 @@ NOTEBOOKS = {
         "horse2zebra and apple2orange are downloaded from the CycleGAN host) and checks that the profile's "
         "KID feature extractor can run — so a profile that cannot finish says so here, before any training.",
         [
-            code("paths = ctx.prepare_data()\npaths"),
+            code("paths = ctx.prepare_data()\nprint({name: str(path) for name, path in paths.items()})"),
             md("## Image counts"),
             code('import pandas as pd\n\ncounts = {}\nfor name, root in paths.items():\n'
                  '    meta = root / "meta.json"\n'
@@ -117,7 +276,7 @@ NOTEBOOKS = {
             code('shown = {}\nfor name, root in paths.items():\n    fig = figures.dataset_samples(root, n=6)\n'
                  '    shown[name] = figures.save(fig, ctx.figures_dir / f"data_{name}.png")\n    display(fig)'),
             code('ctx.record("01_data", {"datasets": {k: str(v) for k, v in paths.items()},\n'
-                 '                        "counts": counts.to_dict(orient="index"), "figures": shown})'),
+                 '                        "counts": counts.to_dict(orient="index"), "figures": shown});'),
         ],
     ),
     "02_train": notebook(
@@ -144,7 +303,7 @@ NOTEBOOKS = {
                  'ctx.record("02_train", {"run": key, "schedule": ctx.schedule(key), "iterations": len(iters),\n'
                  '                        "final_losses": losses,\n'
                  '                        "last_epoch": epochs.iloc[-1].to_dict() if len(epochs) else {},\n'
-                 '                        "metrics": metrics})'),
+                 '                        "metrics": metrics});'),
         ],
         extra_parameters='variant = "ours"  # ours | cycle | cycleatt | as | at | d | da | cyclegan\n'
                          'preset_name = ""  # "": the profile\'s preset\n'
@@ -172,7 +331,7 @@ NOTEBOOKS = {
                "(dashed: each run's stage switch)."),
             code('for key in ctx.names("table2"):\n    display(figures.attention_curves(ctx.run_dir(key), '
                  'title=f"{ctx.specs[key].label}"))'),
-            code('ctx.record("03_ablations", {"runs": summary.to_dict(orient="index")})'),
+            code('ctx.record("03_ablations", {"runs": summary.to_dict(orient="index")});'),
         ],
     ),
     "04_kid_tables": notebook(
@@ -198,7 +357,7 @@ NOTEBOOKS = {
                  '    display(Markdown(saved[name]["md"].read_text()))'),
             code('ctx.record("04_kid_tables", {\n    "extractor": ctx.profile["kid"]["extractor"],\n'
                  '    "table1": t1[0].to_dict(orient="index"), "table2": t2[0].to_dict(orient="index"),\n'
-                 '    "files": saved})'),
+                 '    "files": saved});'),
         ],
     ),
     "05_figures": notebook(
@@ -229,54 +388,27 @@ NOTEBOOKS = {
                  '                            data, n=2), "fig10_ablations")'),
             md("## Fig. 17 — inputs without the object\nAttention-guided translation should return them unchanged."),
             code('show(figures.object_free({**runs("main"), **runs("baselines")}, data, n=3), "fig17_object_free")'),
-            code('ctx.record("05_figures", {"figures": saved})\nreproduce.write_report(ctx)'),
+            code('ctx.record("05_figures", {"figures": saved})\nprint("report:", reproduce.write_report(ctx))'),
         ],
     ),
     "06_explore": notebook(
-        "# 06 · Explore a run\n\nPick a run, an image and a threshold τ: see the input, its attention, the "
-        "thresholded mask, what the stage-2 discriminator is shown (`F(s)·[A > τ]`, Eq. 6) and the output "
-        "(Eq. 1). The widgets need a live kernel; executed headless, the panel is drawn once.",
+        "# 06 · Explore a run\n\nPick a run, an image, a direction and a threshold τ: see the input, its attention, "
+        "the thresholded mask, what the stage-2 discriminator is shown (Eq. 6) and the output (Eq. 1). τ starts "
+        "at the run's own and follows the run you pick until you move it. The widgets need a live kernel "
+        "(JupyterLab: `make lab`); executed headless, the panel is drawn once.",
         [
-            code('import ipywidgets as widgets\n\nfrom agit.data import DomainFolder, domain_folders\n\n'
-                 'ctx.ensure_runs([run_name])\n'
-                 'available = {key: ctx.run_dir(key) for key in ctx.specs\n'
-                 '             if Run(ctx.run_dir(key)).latest.is_file()}\n'
-                 'key = ctx.spec(run_name).key\nprint(len(available), "trained runs")'),
-            code('def files_for(direction):\n'
-                 '    """Test images of the source domain of `direction`, from the dataset of the chosen run."""\n'
-                 '    data = figures.model_of(available[run_box.value]).cfg.data\n'
-                 '    return DomainFolder(domain_folders(data, "test")[int(direction == "t2s")], 8).paths\n\n\n'
-                 'run_box = widgets.Dropdown(options=list(available), value=key, description="run")\n'
-                 'if image_index < 0:  # the first test image with the object in it\n'
-                 '    first = figures.pick_images(figures.model_of(available[key]).cfg.data,\n'
-                 '                                domain="A" if direction == "s2t" else "B", n=1)\n'
-                 '    image_index = files_for(direction).index(first[0]) if first else 0\n'
-                 'direction_box = widgets.ToggleButtons(options=["s2t", "t2s"], value=direction, description="direction")\n'
-                 'image_box = widgets.IntSlider(value=image_index, min=0, max=len(files_for(direction)) - 1,\n'
-                 '                              description="image")\n'
-                 'tau_box = widgets.FloatSlider(value=tau if tau > 0 else ctx.config_for(ctx.specs[key]).tau,\n'
-                 '                              min=0.0, max=0.95, step=0.01, description="τ")\n'
-                 'state = {}\n\n\n'
-                 'def update(*_):\n    files = files_for(direction_box.value)\n'
-                 '    image_box.max = len(files) - 1\n'
-                 '    path = files[min(image_box.value, len(files) - 1)]\n'
-                 '    fig = figures.explore_panel(available[run_box.value], path, direction_box.value, tau_box.value)\n'
-                 '    state.update(run=run_box.value, image=path.name, direction=direction_box.value, tau=tau_box.value,\n'
-                 '                 figure=fig, path=path)\n'
-                 '    if "panel" in state:\n        state["panel"].update(fig)  # redraw in place (no Output widget: '
-                 'headless runners can hang on its captures)\n\n\n'
-                 'for box in (run_box, direction_box, image_box, tau_box):\n    box.observe(update, names="value")\n'
-                 'display(widgets.VBox([widgets.HBox([run_box, direction_box]), widgets.HBox([image_box, tau_box])]))\n'
-                 'update()  # draw once: headless runs (papermill, nbval) stop here\n'
-                 'state["panel"] = display(state["figure"], display_id=True)'),
+            code('from agit.explore import Explorer\n\nctx.ensure_runs([run_name])\n'
+                 'explorer = Explorer(ctx, run_name, image_index, direction, tau)\n'
+                 'print(len(explorer.runs), "trained runs")\nexplorer.show()'),
             md("The panel is also saved as `figures/explore_panel.png`."),
-            code('figures.save(state["figure"], ctx.figures_dir / "explore_panel.png")'),
-            code('import torch\n\nx, att, out, raw = figures.translate_files(available[state["run"]], [state["path"]], state["direction"])\n'
+            code('print(figures.save(explorer.figure, ctx.figures_dir / "explore_panel.png"))'),
+            code('import torch\n\nchosen = explorer.state\n'
+                 'x, att, out, raw = figures.translate_files(explorer.runs[chosen["run"]], [explorer.path], chosen["direction"])\n'
                  'a = att if att is not None else torch.ones_like(x[:, :1])\n'
-                 'ctx.record("06_explore", {k: state[k] for k in ("run", "image", "direction", "tau")} | {\n'
-                 '    "attention_mean": float(a.mean()), "share_above_tau": float((a > state["tau"]).float().mean())})'),
+                 'ctx.record("06_explore", chosen | {"attention_mean": float(a.mean()),\n'
+                 '                                   "share_above_tau": float((a > chosen["tau"]).float().mean())});'),
         ],
-        extra_parameters='run_name = "ours"  # any run of the profile (agit/reproduce.py: run_specs)\n'
+        extra_parameters='run_name = "ours"  # any run of the profile (agit/specs.py: run_specs)\n'
                          'image_index = -1  # -1: the first test image with the object\ndirection = "s2t"\ntau = 0.0  # 0: the run\'s own τ',
     ),
 }
