@@ -21,6 +21,7 @@ from pathlib import Path
 from .jobs import executor_from
 from .locks import folder_lock
 from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile
+from .run import Run
 
 
 class StageFailed(RuntimeError):
@@ -164,7 +165,7 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
         for png in figures:
             lines += [f"### {png.stem}", "", f"![{png.stem}]({rel(png)})", ""]
     runs = [(key, ctx.run_dir(key)) for key in ctx.specs]
-    runs = [(k, r) for k, r in runs if (r / "config.json").is_file()]
+    runs = [(k, r) for k, r in runs if Run(r).config_file.is_file()]
     if runs:
         lines += ["## Runs", "", "| run | schedule | folder |", "|---|---|---|"]
         for key, run in runs:

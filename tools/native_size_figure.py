@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from agit import figures
+from agit.run import Run
 from agit.synthetic import SYNTHETIC_PAIRS, make_synthetic
 
 
@@ -42,7 +43,7 @@ def main(argv=None):
     p.add_argument("--out", default="docs/native_size.png")
     p.add_argument("--direction", default="s2t", choices=["s2t", "t2s"])
     args = p.parse_args(argv)
-    train_size = json.loads((Path(args.run) / "config.json").read_text())["size"]
+    train_size = Run(args.run).config().size
     with tempfile.TemporaryDirectory() as tmp:
         scene = wide_scene(train_size, Path(tmp))
         print(figures.save(figures.native_size(args.run, scene, args.direction), args.out, dpi=150))
