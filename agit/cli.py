@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synth", help="an embedded synthetic pair of domains, with masks and test counterfactuals")
     s.add_argument("--root", default="data")
     s.add_argument("--name", default="synthetic")
-    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--size", type=int, default=PRESETS["quick"]["size"], help="image side (default: the quick preset's)")
     s.add_argument("--n-train", type=int, default=400)
     s.add_argument("--n-test", type=int, default=100)
     s.add_argument("--seed", type=int, default=0)
