@@ -13,6 +13,7 @@ The notebooks reach the package through ``reproduce.context`` (profiles.py).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -112,7 +113,8 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
             break
         timings[stage] = time.time() - t0
         print(f"[stage {k}/{len(chosen)}] {stage} done in {_clock(timings[stage])}", file=stream, flush=True)
-    report = write_report(context(profile, out, data_root), timings, failure)
+    report = write_report(context(profile, out, data_root), _remember(out / "notebooks" / "timings.json", timings),
+                          failure)
     total = _clock(time.time() - start)
     if failure:
         raise StageFailed(f"{failure}\n(after {total}; report so far: {report})")
@@ -121,6 +123,15 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
 
 
 # --------------------------------------------------------------------------- report
+
+
+def _remember(path: Path, timings: dict) -> dict:
+    """Each stage's latest time, this run's over earlier ones: a rerun of some stages keeps
+    the others' times in the report."""
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update({stage: round(seconds, 1) for stage, seconds in timings.items()})
+    path.write_text(json.dumps(known, indent=1, sort_keys=True))
+    return known
 
 
 def write_report(ctx: Context, timings: dict | None = None, failure: str | None = None) -> Path:
