@@ -47,6 +47,32 @@ def test_stage1_trains_attention_and_da_never_freezes(ci_cfg, tmp_path):
     assert all(p.requires_grad for p in da.model.att_s.parameters())
 
 
+def test_attention_warmup_keeps_a_fixed_while_f_and_d_train(ci_cfg, tmp_path):
+    cfg = preset("ci", data=ci_cfg.data, epochs=4, switch_epoch=3, att_warmup_epochs=2)
+    assert [cfg.stage(e).attention_frozen for e in range(4)] == [True, True, False, True]
+    assert [cfg.stage(e).number for e in range(4)] == [1, 1, 1, 2]
+    t = Trainer(cfg, tmp_path / "run")
+    s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
+    for epoch, trains_attention in ((1, False), (2, True)):
+        t.set_epoch(epoch)
+        before = {n: snapshot(getattr(t.model, n)) for n in ("att_s", "att_t", "gen_s2t", "dis_t")}
+        t.train_step(s, u)
+        for name in ("att_s", "att_t"):
+            assert changed(before[name], getattr(t.model, name)) == trains_attention, (epoch, name)
+        assert changed(before["gen_s2t"], t.model.gen_s2t) and changed(before["dis_t"], t.model.dis_t)
+
+
+@pytest.mark.parametrize("warmup, switch", [(3, 3), (4, 3), (-1, 3)])
+def test_attention_warmup_must_end_before_the_switch(ci_cfg, warmup, switch):
+    with pytest.raises(ValueError, match="att_warmup_epochs"):
+        preset("ci", data=ci_cfg.data, epochs=5, switch_epoch=switch, att_warmup_epochs=warmup)
+
+
+def test_attention_warmup_is_moot_without_attention(ci_cfg):
+    cfg = preset("ci", data=ci_cfg.data, epochs=5, switch_epoch=3, att_warmup_epochs=4, method="cyclegan")
+    assert cfg.att_warmup_epochs == 4
+
+
 def test_sequential_update_order_steps_all_networks(ci_cfg, tmp_path):
     cfg = preset("ci", data=ci_cfg.data, update_order="sequential")
     t = Trainer(cfg, tmp_path / "run")
