@@ -135,7 +135,9 @@ NOTEBOOKS = {
                "`end_epoch` (learning-rate schedule, attention statistics, sample grid, checkpoint), which moves the "
                "trainer to the next epoch with `set_epoch`: at the switch that enters stage 2 (`cfg.stage(epoch)`: "
                "A_S and A_T frozen, D shown [A > τ] only). The plot redraws as it trains: the losses so far, and the attention of "
-               "one horse and one zebra. Watch it gather on the animal before the dashed line (the stage switch), "
+               "one horse and one zebra. The `quick` preset holds A at its initial value for the first "
+               "`att_warmup_epochs` (`cfg.stage(epoch).attention_frozen`), so that F learns to translate before A "
+               "may shut it; watch the attention then gather on the animal before the dashed line (the stage switch), "
                "and stay put after it."),
             code('probe = {"s2t": s[:1], "t2s": t[:1]}  # one image per direction, redrawn as it trains\n'
                  'total = (cfg.epochs - trainer.epoch) * trainer.iterations_per_epoch\nredraw = max(1, total // 25)\n'
