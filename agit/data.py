@@ -78,8 +78,18 @@ def domain_folders(root: str | Path, split: str) -> tuple[Path, Path]:
 
 def mask_folder_for(folder: str | Path) -> Path | None:
     """The ground-truth mask folder beside an image folder (`trainA` -> `trainA_mask`), if any."""
-    masks = Path(folder).with_name(Path(folder).name + "_mask")
-    return masks if masks.is_dir() else None
+    return _beside(folder, "_mask")
+
+
+def counterfactual_folder_for(folder: str | Path) -> Path | None:
+    """The true translations beside a test folder (`testA` -> `testA_counterfactual`, same file
+    names; agit.synthetic writes them), if any."""
+    return _beside(folder, "_counterfactual")
+
+
+def _beside(folder: str | Path, suffix: str) -> Path | None:
+    other = Path(folder).with_name(Path(folder).name + suffix)
+    return other if other.is_dir() else None
 
 
 # --------------------------------------------------------------------------- decoding

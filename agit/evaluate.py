@@ -23,32 +23,26 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .data import DomainFolder, domain_folders, mask_folder_for
+from .data import DomainFolder, counterfactual_folder_for, domain_folders, mask_folder_for
 from .features import EXTRACTORS, label_cnn, to_uint8
 from .metrics import METRIC_KEYS, Reference, evaluate_direction
 from .model import DIRECTIONS, REVERSE, AGGAN
 from .run import Run
-from .translate import translate_dataset
 
 KID_EXTRACTORS = (*EXTRACTORS, "none")
 REFERENCES = ("identity", "counterfactual_again", "repaint")  # evaluate_references' kinds
 
 
-def translate_test_set(model: AGGAN, folder: Path, direction: str, batch_size: int = 16) -> dict:
-    """Inputs, outputs, attention (None for methods without it) and masks (None if absent) of one test set."""
-    parts = {"inputs": [], "outputs": [], "attention": [], "masks": []}
-    for batch, tr in translate_dataset(model, folder, direction, batch_size, mask_folder_for(folder)):
-        parts["inputs"].append(batch["image"])
-        parts["outputs"].append(tr.image.cpu())
-        parts["attention"].append(tr.attention.cpu())
-        if "mask" in batch:
-            parts["masks"].append(batch["mask"])
-    out = {k: torch.cat(v) if v else None for k, v in parts.items()}
-    if out["masks"] is not None and len(out["masks"]) != len(out["inputs"]):
-        out["masks"] = None  # only some files have masks: not a ground truth for the set
-    if model.attention_net(direction) is None:
-        out["attention"] = None  # attention identically 1 says nothing about where the object is
-    return out
+@torch.no_grad()
+def translate_test_set(model: AGGAN, inputs: torch.Tensor, direction: str,
+                       batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Outputs and attention of `inputs` (a test set of `test_sets`), in batches; attention None for
+    methods without it (identically 1, it says nothing about where the object is)."""
+    device = next(model.parameters()).device
+    parts = [model.translate(x.to(device), direction) for x in inputs.split(batch_size)]
+    has_attention = model.attention_net(direction) is not None
+    attention = torch.cat([p.attention.cpu() for p in parts]) if has_attention else None
+    return torch.cat([p.image.cpu() for p in parts]), attention
 
 
 def test_sets(data: Path, size: int) -> dict[str, dict]:
@@ -58,9 +52,9 @@ def test_sets(data: Path, size: int) -> dict[str, dict]:
         images = DomainFolder(folder, size, mask_folder=mask_folder_for(folder))
         items = [images[i] for i in range(len(images))]
         masks = torch.stack([it["mask"] for it in items]) if all("mask" in it for it in items) else None
-        cf_folder = folder.with_name(folder.name + "_counterfactual")
+        cf_folder = counterfactual_folder_for(folder)
         counterfactuals = None
-        if cf_folder.is_dir():
+        if cf_folder:
             cf = DomainFolder(cf_folder, size)
             if [p.name for p in cf.paths] != [p.name for p in images.paths]:
                 raise ValueError(f"{cf_folder} must hold one counterfactual per image of {folder}, same names")
@@ -122,10 +116,9 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     data = Path(data_dir or model.cfg.data)
     sets = test_sets(data, model.cfg.size)
     refs, extractor = references(data, sets, kid, device or "cpu")
-    folders = dict(zip(DIRECTIONS, domain_folders(data, "test")))
-    tests = {d: translate_test_set(model, folders[d], d, batch_size) for d in DIRECTIONS}
+    tests = {d: translate_test_set(model, sets[d]["inputs"], d, batch_size) for d in DIRECTIONS}
     result = {"kid_extractor": kid, "data": str(data), "tau": model.cfg.tau,
-              **_score({d: t["outputs"] for d, t in tests.items()}, {d: t["attention"] for d, t in tests.items()},
+              **_score({d: t[0] for d, t in tests.items()}, {d: t[1] for d, t in tests.items()},
                        sets, refs, extractor, model.cfg.tau, kid_subsets, kid_subset_size, seed)}
     result["seconds"] = round(time.time() - start, 2)
     run.write_metrics(result)

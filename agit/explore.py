@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import figures
-from .data import DomainFolder, domain_folders
+from .data import domain_folders, list_images
 from .run import Run
 from .tables import direction_labels
 
@@ -122,7 +122,7 @@ class Explorer:
 
     def files(self, direction: str) -> list[Path]:
         """Test images of the source domain of `direction`, in the chosen run's dataset."""
-        return DomainFolder(domain_folders(self.data, "test")[int(direction == "t2s")], 8).paths
+        return list_images(domain_folders(self.data, "test")[int(direction == "t2s")])
 
     def run_tau(self, key: str) -> float:
         return self.ctx.config_for(self.ctx.specs[key]).tau

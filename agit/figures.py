@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from .data import DomainFolder, domain_folders, mask_folder_for
+from .data import DomainFolder, counterfactual_folder_for, domain_folders, list_images, mask_folder_for
 from .run import Run
 
 CELL = 1.25  # inches per image
@@ -154,7 +154,7 @@ def model_of(run):
 def pick_images(data, split: str = "test", domain: str = "A", n: int = 3, with_object: bool = True) -> list[Path]:
     """n image files of a domain; on synthetic data with or without the animal (meta.json)."""
     folder = domain_folders(data, split)["AB".index(domain)]
-    files = DomainFolder(folder, 8).paths
+    files = list_images(folder)
     meta = Path(data) / "meta.json"
     if meta.is_file():
         free = set(json.loads(meta.read_text())["animal_free"].get(folder.name, []))
@@ -266,8 +266,11 @@ def attention_maps(run, data, n: int = 4, n_free: int = 2) -> Figure:
 
 def counterfactuals_of(paths, size: int) -> torch.Tensor | None:
     """The true translations of test image files (`<folder>_counterfactual/`, same names), or None."""
-    found = [Path(p).parent.with_name(Path(p).parent.name + "_counterfactual") / Path(p).name for p in paths]
-    return load_images(found, size) if found and all(p.is_file() for p in found) else None
+    folders = [counterfactual_folder_for(Path(p).parent) for p in paths]
+    if not paths or None in folders:
+        return None
+    found = [folder / Path(p).name for folder, p in zip(folders, paths)]
+    return load_images(found, size) if all(p.is_file() for p in found) else None
 
 
 def _method_rows(per_method: dict, n: int, counterfactual: torch.Tensor | None = None) -> tuple[list, list]:

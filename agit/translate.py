@@ -14,7 +14,7 @@ that would not fit fails with the size that does, rather than the system killing
 process mid-folder.
 
 Evaluation (KID, Table 1's protocol) translates at the training size instead:
-`translate_dataset`.
+`agit.evaluate.translate_test_set`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
-from .data import IMG_EXTENSIONS, DataError, DomainFolder, read_rgb
+from .data import IMG_EXTENSIONS, DataError, read_rgb
 from .features import to_uint8
 from .model import DIRECTIONS, AGGAN, Translation
 from .nets import Discriminator
@@ -291,18 +290,3 @@ def translate_folder(model: AGGAN, source, direction: str, out_dir, size: int | 
             continue
         tally.translated.append(path)
     return tally
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def translate_dataset(model: AGGAN, folder, direction: str, batch_size: int = 8, mask_folder=None):
-    """Yield (items, Translation) batches over `folder`, resized to the model's training size."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    device = next(model.parameters()).device
-    ds = DomainFolder(folder, model.cfg.size, mask_folder=mask_folder)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-    for batch in loader:
-        yield batch, model.translate(batch["image"].to(device), direction)
