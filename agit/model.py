@@ -51,6 +51,14 @@ def compose(x: torch.Tensor, raw: torch.Tensor, attention: torch.Tensor) -> torc
     return attention * raw + (1 - attention) * x
 
 
+def d_inputs(model, direction: str, s, t, translations, stage: Stage):
+    """(real, its attention, fake, its mask) for the D of `direction`'s target, for any model with
+    `fake_for_d` (AGGAN, UNIT): D_T's real t is masked by A_T(t) in stage 2 (Eq. 6), which the
+    reverse translation t -> t' computed already; the fake is what `model.fake_for_d` shows."""
+    real = t if direction == "s2t" else s
+    return real, translations[REVERSE[direction]].attention, *model.fake_for_d(translations[direction], stage)
+
+
 def gan_loss(pred: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
     """The adversarial criterion on D's scores, pushing them towards `real` or fake.
 
@@ -216,7 +224,5 @@ class AGGAN(nn.Module):
         on these fakes (a training step shows D fakes from the history pool instead)."""
         total, terms, fakes = self.generator_loss(s, t, DIRECTIONS, stage)
         for d in DIRECTIONS:
-            real = t if d == "s2t" else s
-            real_att = fakes[REVERSE[d]].attention  # D_T's real t is masked by A_T(t) in stage 2
-            terms[f"d_{d}"] = self.discriminator_loss(d, real, real_att, *self.fake_for_d(fakes[d], stage), stage)
+            terms[f"d_{d}"] = self.discriminator_loss(d, *d_inputs(self, d, s, t, fakes, stage), stage)
         return {**terms, "total": total}

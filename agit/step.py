@@ -25,7 +25,7 @@ from torch import nn
 
 from . import distributed
 from .config import Config, Stage
-from .model import DIRECTIONS, REVERSE, Translation
+from .model import DIRECTIONS, Translation, d_inputs
 
 
 class Phase(NamedTuple):
@@ -183,14 +183,11 @@ class Updates:
         """D of the direction's target (D_T for s2t): real target images against pooled fakes (Eq. 2 / 7)."""
         (direction,) = directions
         m = self.model
-        real = t if direction == "s2t" else s
-        # D_T masks its real t by A_T(t) (Eq. 6): the reverse translation t -> t' computed it already
-        real_att = translations[REVERSE[direction]].attention.detach()
-        fake, mask = m.fake_for_d(translations[direction], stage)
+        real, real_att, fake, mask = d_inputs(m, direction, s, t, translations, stage)
         # the pool keeps float32 whatever the autocast precision
         fake, mask = self.pools[direction].query(fake.detach().float(), mask.detach().float())
         with self.autocast():
-            loss = m.discriminator_loss(direction, real, real_att, fake, mask, stage)
+            loss = m.discriminator_loss(direction, real, real_att.detach(), fake, mask, stage)
         opt = self.opt["d_t" if direction == "s2t" else "d_s"]
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
