@@ -117,7 +117,8 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     sets = test_sets(data, model.cfg.size)
     refs, extractor = references(data, sets, kid, device or "cpu")
     tests = {d: translate_test_set(model, sets[d]["inputs"], d, batch_size) for d in DIRECTIONS}
-    result = {"kid_extractor": kid, "data": str(data), "tau": model.cfg.tau,
+    result = {"kid_extractor": kid, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size,
+              "data": str(data), "tau": model.cfg.tau,
               **_score({d: t[0] for d, t in tests.items()}, {d: t[1] for d, t in tests.items()},
                        sets, refs, extractor, model.cfg.tau, kid_subsets, kid_subset_size, seed)}
     result["seconds"] = round(time.time() - start, 2)

@@ -95,9 +95,6 @@ def evaluate_if_needed(run_dir: Path, kid_protocol: dict, device: str | None = N
         return False
     evaluate_run(run_dir, kid=kid_protocol["extractor"], device=device, kid_subsets=kid_protocol["subsets"],
                  kid_subset_size=kid_protocol["subset_size"])
-    run = Run(run_dir)
-    run.write_metrics({**run.metrics(), "kid_subsets": kid_protocol["subsets"],
-                       "kid_subset_size": kid_protocol["subset_size"]})
     return True
 
 

@@ -43,7 +43,9 @@ from .config import HOW_KEYS, RESCHEDULABLE_KEYS, Config, config_changes, descri
 from .locks import folder_lock
 
 # What a run writes into its folder: what --overwrite removes (nothing else there is touched).
-RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints")
+# provenance.json (agit.info, as training ends) goes too, so a replaced run never shows the old
+# run's code; README.md, written with it, is left: the folder may be a user's with a README of its own.
+RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints", "provenance.json")
 STATE_KEYS = ("model", "config", "epoch", "step")
 
 
