@@ -82,3 +82,20 @@ def test_tutorial_config_is_the_profiles_preset_with_its_changes(tmp_path):
     assert ctx.tutorial_config(variant="cyclegan") == dataclasses.replace(cfg, variant="cyclegan")
     with pytest.raises(KeyError, match="unknown config key"):
         ctx.tutorial_config(nope=1)
+
+
+def test_the_kernel_trains_on_the_profiles_kernel_threads_jobs_on_threads(tmp_path):
+    """context() sets the per-job `threads` (1 on quick); the tutorial, training alone in its kernel,
+    takes `kernel_threads` instead; a profile without it leaves torch's setting alone."""
+    from agit import profiles
+
+    threads = torch.get_num_threads()
+    try:
+        ctx = profiles.context("quick", tmp_path / "out", tmp_path / "data")
+        assert torch.get_num_threads() == profiles.PROFILES["quick"]["threads"]
+        assert ctx.train_in_kernel() == torch.get_num_threads() == profiles.PROFILES["quick"]["kernel_threads"]
+        ci = profiles.context("ci", tmp_path / "out_ci", tmp_path / "data")
+        torch.set_num_threads(3)
+        assert "kernel_threads" not in ci.profile and ci.train_in_kernel() == 3
+    finally:
+        torch.set_num_threads(threads)

@@ -139,7 +139,8 @@ NOTEBOOKS = {
                "`att_warmup_epochs` (`cfg.stage(epoch).attention_frozen`), so that F learns to translate before A "
                "may shut it; watch the attention then gather on the animal before the dashed line (the stage switch), "
                "and stay put after it."),
-            code('probe = {"s2t": s[:1], "t2s": t[:1]}  # one image per direction, redrawn as it trains\n'
+            code('ctx.train_in_kernel()  # torch threads for training here, with no job beside the kernel\n'
+                 'probe = {"s2t": s[:1], "t2s": t[:1]}  # one image per direction, redrawn as it trains\n'
                  'total = (cfg.epochs - trainer.epoch) * trainer.iterations_per_epoch\nredraw = max(1, total // 25)\n'
                  'history, live, start = [], display(Markdown("training …"), display_id=True), time.time()\n'
                  'while trainer.epoch < cfg.epochs:\n'
