@@ -134,8 +134,8 @@ def bench_size(data: Path, size: int, reps: int) -> dict:
 
 
 def bench_options(data: Path, reps: int) -> dict:
-    """The opt-in fields against the default step on the `quick` preset (64 px, batch 4) with one
-    thread: what each of the quick profile's two parallel jobs trains on a CPU. Stage 1 and 2
+    """The opt-in fields against the default step on the `quick` preset (its own size and batch) with
+    one thread: what each of the quick profile's two parallel jobs trains on a CPU. Stage 1 and 2
     averaged; each stage's first step compiles (its graphs differ)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -242,7 +242,8 @@ def markdown(r: dict) -> str:
               f"importing torch alone takes {r['rss_mb_import']:.0f} MB.",
               "Step times: median of the timed repetitions after a warm-up step, averaged over stage 1 and "
               "stage 2; official networks, batch 1. FLOPs counted with torch.utils.flop_counter.",
-              "", "Opt-in config fields on the `quick` preset (64 px, batch 4, 1 thread: each of the quick "
+              "", f"Opt-in config fields on the `quick` preset ({preset('quick').size} px, batch "
+              f"{preset('quick').batch_size}, 1 thread: each of the quick "
               f"profile's two parallel jobs), {r['quick_gflop_per_step']:.1f} GFLOP a step:", "",
               "| config | step (s) | vs default | % of 1-thread matmul peak | one-off cost |", "|---|---|---|---|---|"]
     default = r["quick_default_step_s"]
