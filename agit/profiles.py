@@ -68,8 +68,8 @@ PROFILES: dict[str, dict] = {
         seeds=3,
         # The tutorial trains Ours and CycleGAN in the kernel, one after the other, within ~2 CPU
         # minutes: 250 iterations of batch 2 (the preset's 480), the switch after 200; the attention
-        # held for the first 150 (held for 50 or 100, seed 0 collapsed to A = 0; for 150, seeds 0-2
-        # all found the animal: IoU 0.48-0.62).
+        # held for the first 150 (with the preset's earlier, wider nets, held for 50 or 100, seed 0
+        # collapsed to A = 0; with these, held for 150, seeds 0-2 all found the animal: IoU 0.48-0.62).
         tutorial=dict(epochs=5, switch_epoch=4, decay_epoch=4, iters_per_epoch=50),
         switch_epochs=None,  # None: derived from the preset (halfway from the warm-up, own value, later)
         taus=(0.05, 0.1, 0.5),  # low (equivalent to the default, per the paper), default, high
