@@ -132,6 +132,20 @@ def attention_iou(attention: Tensor, mask: Tensor, tau: float = 0.1) -> float:
     return float((inter / union).mean())
 
 
+def attention_recall_precision(attention: Tensor, mask: Tensor, tau: float = 0.1) -> tuple[float, float]:
+    """(recall, precision) of {attention > tau} against the true mask, means over images with an object.
+
+    Fig. 7's two failure modes apart: a switch too early leaves part of the object unattended
+    (low recall), a late one lets the attention spread onto the background (low precision).
+    An image whose map is empty counts as precision 0."""
+    keep = _has_object(mask)
+    if not keep.any():
+        return math.nan, math.nan
+    pred, true = (attention[keep] > tau).flatten(1), (mask[keep] > 0.5).flatten(1)
+    inter = (pred & true).sum(1).double()
+    return float((inter / true.sum(1)).mean()), float((inter / pred.sum(1).clamp(min=1)).mean())
+
+
 def attention_iou_sweep(attention: Tensor, mask: Tensor,
                         taus: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> float:
     """IoU averaged over thresholds: rewards maps that are sharp, not just right at tau = 0.1."""
@@ -238,6 +252,17 @@ def foreground_change(inp: Tensor, out: Tensor, mask: Tensor) -> float:
     return float(((change * fg).sum(1) / fg.sum(1)).mean())
 
 
+def object_free_psnr(inp: Tensor, out: Tensor, mask: Tensor, cap: float = 100.0) -> float:
+    """PSNR (dB) between input and output on images without the object, mean over them: the
+    paper's Fig. 5 (bottom) in a number. Attention-guided translation should return such an
+    image unchanged (high); a method that paints target texture anyway scores low."""
+    empty = ~_has_object(mask)
+    if not empty.any():
+        return math.nan
+    err = (((out[empty] - inp[empty]) / 2).double() ** 2).flatten(1)
+    return float(_psnr(err, torch.ones_like(err), cap).mean())
+
+
 def empty_attention(attention: Tensor, mask: Tensor) -> float:
     """Mean attention on images without an object; ideally ~0 (the paper's Fig. 17)."""
     empty = ~_has_object(mask)
@@ -268,7 +293,8 @@ class Reference:
 
 # metrics.json keys per direction, in the order tables show them
 METRIC_KEYS = ("cf_kid", "cf_kid_std", "cf_psnr", "texture", "object_target", "iou", "iou_sweep", "bg_psnr",
-               "empty_att", "fg_change", "kid", "kid_std", "kid_target", "kid_source")
+               "empty_att", "att_recall", "att_precision", "free_psnr", "fg_change", "kid", "kid_std", "kid_target",
+               "kid_source")
 
 
 def evaluate_direction(inputs: Tensor, outputs: Tensor, attention: Tensor | None, masks: Tensor | None,
@@ -300,11 +326,13 @@ def evaluate_direction(inputs: Tensor, outputs: Tensor, attention: Tensor | None
         if masks is not None:
             result["texture"] = texture_distance(outputs, ref.counterfactuals, masks)
     if masks is not None:
-        result.update(bg_psnr=background_psnr(inputs, outputs, masks), fg_change=foreground_change(inputs, outputs, masks))
+        result.update(bg_psnr=background_psnr(inputs, outputs, masks), fg_change=foreground_change(inputs, outputs, masks),
+                      free_psnr=object_free_psnr(inputs, outputs, masks))
         keep = _has_object(masks)
         if ref.object_target is not None and keep.any():
             result["object_target"] = target_rate(ref.object_target(object_only(to_uint8(outputs[keep]), masks[keep])))
         if attention is not None:
             result.update(iou=attention_iou(attention, masks, tau), iou_sweep=attention_iou_sweep(attention, masks),
                           empty_att=empty_attention(attention, masks))
+            result["att_recall"], result["att_precision"] = attention_recall_precision(attention, masks, tau)
     return result
