@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-browser lab install bench clean
+.PHONY: reproduce full test test-browser lab install bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 # -> results/quick/{notebooks,tables,figures}/ and results/quick/REPORT.md.
 reproduce: $(STAMP)
 	$(BIN)/agit reproduce --profile quick
+
+# The quick preset with 3 seeds of every row and sweep point and the other synthetic pairs: every
+# claim with a seed spread (about an hour on 2 cores) -> results/full/.
+full: $(STAMP)
+	$(BIN)/agit reproduce --profile full
 
 # tests/ plus nbval over notebooks/ (ci profile, temporary folders: see conftest.py). The browser
 # test (tests/test_browser.py) needs /usr/bin/chromium: .ci/run installs it.

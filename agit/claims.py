@@ -6,7 +6,8 @@ one direction from the two rows' values per training seed:
 
 * *reproduced*   — the difference goes the claim's way by more than twice the seed spread;
 * *contradicted* — it goes the other way by more than twice the spread;
-* *not resolved* — it is within twice the spread, or a row has one seed (no spread to judge by).
+* *not resolved* — it is within twice the spread, or a row has one seed (no spread to judge by);
+* *not measured* — a row lacks the measure (no attention, no mask); such rows are not shown.
 
 The spread is the larger of the two rows' std over seeds. A claim of *equivalence* (a low τ
 works as well as 0.1) is reproduced when the difference is within twice the spread and
@@ -25,6 +26,7 @@ from .specs import ABLATIONS, BASELINES, LABELS
 from .tables import BETTER, DIGITS, RANKING, SHORT, cell, direction_labels, seed_values
 
 REPRODUCED, CONTRADICTED, UNRESOLVED = "reproduced", "contradicted", "not resolved"
+NOT_MEASURED = "not measured"  # a row without the measure (CycleGAN has no attention to score)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def verdict(ours, other, better: str, expect: str = "better") -> dict:
     diff = stats["ours"] - stats["other"]
     spread = max(stats["ours std"], stats["other std"]) if min(len(ours), len(other)) > 1 else math.nan
     if not (len(ours) and len(other)):
-        text = "n/a"
+        text = NOT_MEASURED
     elif not _finite(spread):
         text = f"{UNRESOLVED} (1 seed)"
     elif abs(diff) <= 2 * spread:
@@ -136,16 +138,15 @@ def claims_table(ctx) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     main = ctx.profile["main_dataset"]
     claims = paper_claims(ctx)
     keys = {f"{c.dataset or main}/{name}" for c in claims for name in (c.ours, c.other)}
-    values = seed_values(ctx, sorted(keys))
+    values = seed_values(ctx, sorted(keys)).groupby(["dataset", "row", "direction", "metric"])["value"].apply(list)
     rows = []
     for c in claims:
         ds = c.dataset or main
         labels = {"ours": ctx.specs[f"{ds}/{c.ours}"].label, "other": ctx.specs[f"{ds}/{c.other}"].label}
         for metric in c.measures:
             for d in direction_labels(ctx.dataset_path(ds)):
-                pick = lambda row: values.query("dataset == @ds and row == @row and direction == @d "  # noqa: E731
-                                                "and metric == @metric")["value"].tolist()
-                v = verdict(pick(labels["ours"]), pick(labels["other"]), BETTER[metric], c.expect)
+                ours, other = (values.get((ds, labels[r], d, metric), []) for r in ("ours", "other"))
+                v = verdict(ours, other, BETTER[metric], c.expect)
                 rows.append({"claim": c.text, "paper": c.where, "dataset": ds, "other row": labels["other"],
                              "measure": metric, "direction": d, **v})
     num = pd.DataFrame(rows)
@@ -157,7 +158,7 @@ def formatted(num: pd.DataFrame, directions: tuple[str, str]) -> pd.DataFrame:
     verdict. A measure n/a in both directions (no attention, no ground truth) is left out."""
     out = []
     for (claim, metric), group in num.groupby(["claim", "measure"], sort=False):
-        if (group["verdict"] == "n/a").all():
+        if (group["verdict"] == NOT_MEASURED).all():
             continue
         row = {"claim": claim, "paper": group["paper"].iloc[0], "measure": SHORT[metric]}
         for k in range(2):
@@ -175,7 +176,7 @@ def _bold(text: str) -> str:
 
 
 def caption(num: pd.DataFrame) -> str:
-    counts = num[num["verdict"] != "n/a"]["verdict"].str.split(" ", n=1).str[0].replace("not", UNRESOLVED)
+    counts = num.loc[num["verdict"] != NOT_MEASURED, "verdict"].str.replace(r" \(.*", "", regex=True)
     tally = ", ".join(f"{(counts == v).sum()} {v}" for v in (REPRODUCED, CONTRADICTED, UNRESOLVED))
     return ("**The paper's claims, as verdicts.** Each claim compares Ours with another row on the synthetic "
             "data's measures (ground truth and counterfactuals), per direction: mean ± std over training seeds. "

@@ -11,7 +11,8 @@ safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes 
 * ``object_free`` — Fig. 17: images without the object, which should come back unchanged;
 * ``native_size`` — one image of any size through a run, at that size (agit translate's default).
 * ``image_grid`` — any tensors as a grid of images; ``examples`` — test images with their masks;
-* ``training_panel`` — losses so far and the current attention, redrawn live by a training loop.
+* ``training_panel`` — losses so far and the current attention, redrawn live by a training loop;
+* ``seed_dots`` — every training seed as a dot, per row and metric: rank and spread at a glance.
 """
 
 from __future__ import annotations
@@ -384,6 +385,34 @@ def examples(data, domain: str = "A", n: int = 2, size: int = 64, split: str = "
     items = [ds[ds.paths.index(p)] for p in paths]
     stack = lambda key, c: torch.stack([it[key] for it in items]) if items else torch.zeros(0, c, size, size)  # noqa: E731
     return {"image": stack("image", 3), "mask": stack("mask", 1) if masks else None, "paths": paths}
+
+
+def seed_dots(values: pd.DataFrame, metrics, title: str = "") -> Figure:
+    """A strip plot of `tables.seed_values`' long form: one panel per direction (rows) and metric
+    (columns), one line per table row (in its order), every seed a dot, the mean a bar."""
+    from .tables import BETTER, SHORT
+
+    metrics = [m for m in metrics if m in set(values["metric"])]
+    directions, rows = list(dict.fromkeys(values["direction"])), list(dict.fromkeys(values["row"]))
+    fig = Figure(figsize=(1.9 * len(metrics) + 1.6, 0.22 * len(rows) * len(directions) + 1.2), layout="constrained")
+    axes = fig.subplots(len(directions), len(metrics), squeeze=False, sharey=True)
+    for i, d in enumerate(directions):
+        for j, metric in enumerate(metrics):
+            ax, here = axes[i, j], values[(values["direction"] == d) & (values["metric"] == metric)]
+            for y, row in enumerate(rows):
+                v = here.loc[here["row"] == row, "value"].to_numpy()
+                if len(v):
+                    ax.plot(v, np.full(len(v), y), "o", ms=3.5, alpha=0.7, color="C0" if row.startswith("Ours") else "C1")
+                    ax.plot([v.mean()] * 2, [y - 0.3, y + 0.3], color="k", lw=1)
+            ax.set_yticks(range(len(rows)), rows, fontsize=7)
+            ax.set_ylim(len(rows) - 0.5, -0.5)
+            ax.tick_params(axis="x", labelsize=6)
+            ax.grid(axis="x", lw=0.3)
+            arrow = "↓" if BETTER[metric] == "lower" else "↑"
+            ax.set_title(f"{d} {SHORT.get(metric, metric).rstrip(' ↑↓')} {arrow}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:

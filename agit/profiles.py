@@ -10,6 +10,9 @@ A *profile* is data (``PROFILES``):
 * ``quick`` — CPU minutes: the synthetic default (``data/synthetic``, the ``quick``
   preset's data and size), the ``quick`` preset, ``scene-cnn`` KID with the paper's
   10 subsets of 50, three training seeds of Ours and CycleGAN.
+* ``full``  — about an hour of CPU: the quick preset and data with 3 seeds of *every* row and
+  sweep point (``row_seeds``), Fig. 7 from an early switch to none at all (``never_switch``),
+  and Ours and CycleGAN on the other synthetic pairs (``pairs``): every claim with a spread.
 * ``paper`` — the paper's setting: horse2zebra (Tables 1 and 2) and apple2orange
   (Table 1), the ``official`` preset, Inception KID. Needs the CycleGAN zips, the
   Inception weights and days of GPU time; without them its first notebook stops with
@@ -81,6 +84,25 @@ PROFILES: dict[str, dict] = {
         kernel_threads=2,
         cell_timeout=None,
     ),
+    "full": dict(
+        description="about an hour of CPU on the quick preset and data: 3 seeds of every row and sweep point, "
+                    "Fig. 7 on both sides of the switch, the other synthetic pairs",
+        preset="quick",
+        datasets=None,
+        main_dataset=None,
+        table1=None,
+        kid=dict(extractor="scene-cnn", subsets=10, subset_size=50),
+        seeds=3,
+        row_seeds=3,  # seeds of every other row and sweep point too: each claim gets a seed spread
+        pairs=("synthetic_fruit", "synthetic_stars", "synthetic_hard"),  # Ours and CycleGAN, `seeds` seeds
+        switch_epochs=None,
+        never_switch=True,  # Fig. 7's far side: stage 1 only
+        taus=(0.05, 0.1, 0.5),
+        stages=STAGES[1:7],  # no tutorial (its own two runs) and no explorer: numbers, tables, figures
+        jobs=2,
+        threads=1,
+        cell_timeout=None,
+    ),
     "paper": dict(
         description="the paper's setting: horse2zebra + apple2orange, official preset, Inception KID (GPU days)",
         preset="official",
@@ -114,14 +136,15 @@ def resolve_profile(name: str) -> dict:
 
         ds = Path(base.get("data", "data/synthetic")).name
         prof["datasets"] = {ds: dict(source="synthetic", **SYNTHETIC_PAIRS.get(ds, {}),
-                                     size=base.get("size", 64))}
+                                     size=base.get("size", 64)) for ds in (ds, *prof.get("pairs", ()))}
     prof["main_dataset"] = prof["main_dataset"] or next(iter(prof["datasets"]))
     prof["table1"] = tuple(prof["table1"] or (prof["main_dataset"],))
     cfg = preset(prof["preset"])
     if prof["switch_epochs"] is None:
         s, e, w = cfg.switch_epoch, cfg.epochs, cfg.att_warmup_epochs
         early = max(1, w + (s - w) // 2)  # half of the attention's own training in stage 1
-        prof["switch_epochs"] = tuple(sorted({early, s, min(e - 1, s + max(1, (e - s) // 2))}))
+        late = min(e - 1, s + max(1, (e - s) // 2))  # a short stage 2
+        prof["switch_epochs"] = tuple(sorted({early, s, late, *((e,) if prof.get("never_switch") else ())}))
     return prof
 
 
@@ -205,7 +228,7 @@ class Context:
         return self.runs_dir / spec.dataset / spec.name
 
     def names(self, group: str) -> list[str]:
-        """Run keys of a group: 'main', 'table1', 'table2', 'switch', 'tau', 'baselines'.
+        """Run keys of a group: 'main', 'table1', 'table2', 'switch', 'tau', 'baselines', 'pairs'.
 
         'table1' holds every training seed (tables average over them); the other groups,
         which figures show one run of each, the first seed only."""
@@ -219,6 +242,7 @@ class Context:
             "baselines": [k for k in on_main if specs[k].method != "aggan" or specs[k].name == "cyclegan"],
             "switch": [f"{main}/ours"] + [k for k in on_main if specs[k].name.startswith("switch_")],
             "tau": [f"{main}/ours"] + [k for k in on_main if specs[k].name.startswith("tau_")],
+            "pairs": [k for k, s in specs.items() if s.dataset in self.profile.get("pairs", ()) and s.seed == 0],
         }
         if group not in groups:
             raise KeyError(f"unknown run group {group!r}; choose from {', '.join(groups)}")
@@ -228,7 +252,8 @@ class Context:
         """`key` and the runs that differ from it only in the training seed."""
         spec = self.specs[key]
         return [k for k, s in self.specs.items() if s.dataset == spec.dataset and s.label == spec.label
-                and s.method == spec.method and s.variant == spec.variant and s.fork == spec.fork
+                and s.method == spec.method and s.variant == spec.variant
+                and (s.fork or ("", None))[1] == (spec.fork or ("", None))[1]
                 and {**s.overrides, "seed": 0} == {**spec.overrides, "seed": 0}]
 
     def config_for(self, spec: RunSpec) -> Config:

@@ -6,7 +6,8 @@ each with the profile (profiles.py) as parameters, and writes::
     <out>/notebooks/NN_name.ipynb   executed copies   (+ NN_name.json: their key numbers)
     <out>/tables/*.csv, *.md        Tables 1 and 2 and the sweeps
     <out>/figures/*.png             Figs. 3, 4/5, 7, 8, 10, 17, loss curves
-    <out>/REPORT.md                 all of it, linked, tables inline (`write_report`)
+    <out>/tables/claims.csv, .md    the paper's claims as verdicts (agit.claims)
+    <out>/REPORT.md                 the claims, the tables per direction, all of it linked (`write_report`)
 
 The notebooks reach the package through ``reproduce.context`` (profiles.py).
 """
@@ -99,7 +100,7 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
             papermill.execute_notebook(
                 str(root / "notebooks" / f"{stage}.ipynb"), str(executed), parameters=params,
                 kernel_name="python3", cwd=str(root), progress_bar=False, stdout_file=stream,
-                execution_timeout=prof.get("cell_timeout"),
+                execution_timeout=prof.get("cell_timeout"), kernel_manager_class=_ipc_kernel_manager(),
             )
         except PapermillExecutionError as err:
             timings[stage] = time.time() - t0
@@ -122,6 +123,24 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
     return report
 
 
+def _ipc_kernel_manager():
+    """The kernel manager nbclient uses, quiet: it talks to its kernel over local sockets (IPC, files
+    in Jupyter's runtime folder) instead of TCP, so the kernel has no unencrypted port to warn about,
+    and it shuts an idle kernel down by request alone. jupyter_client sends a SIGINT first, which,
+    landing while the kernel answers a last message, printed "KeyboardInterrupt caught in kernel"."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down:  # a kernel that ignores the request is killed after its grace time
+                await super()._async_interrupt_kernel()
+
+    return IPCKernelManager
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -134,38 +153,44 @@ def _remember(path: Path, timings: dict) -> dict:
     return known
 
 
-def write_report(ctx: Context, timings: dict | None = None, failure: str | None = None) -> Path:
-    """`<out>/REPORT.md`: the tables inline, links to their CSV, the figures, the executed
-    notebooks and their recorded numbers — written from the files that exist."""
+def write_report(ctx: Context, timings: dict | None = None, failure: str | None = None,
+                 by: str | None = None) -> Path:
+    """`<out>/REPORT.md`: the claims table first, the narrow per-direction tables inline with links
+    to the full ones, the figures, the executed notebooks and their recorded numbers — written
+    from the files that exist. `by`: what wrote it, when not `agit reproduce` (a notebook alone)."""
     out, prof = ctx.out, ctx.profile
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731  (runs may live beside out)
+    by = by or f"`agit reproduce --profile {ctx.name}`"
     lines = [f"# agit reproduction report — profile `{ctx.name}`", ""]
     lines += [f"*{prof['description']}.* Preset `{prof['preset']}`; datasets "
               + ", ".join(f"`{d}`" for d in prof["datasets"])
-              + f" (root `{ctx.data_root}`); KID features: `{prof['kid']['extractor']}`, "
+              + f"; KID features: `{prof['kid']['extractor']}`, "
               f"{prof['kid']['subsets']} subsets of {prof['kid']['subset_size']}. "
-              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `agit reproduce --profile {ctx.name}`.", ""]
+              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by {by}.", ""]
     if prof["kid"]["extractor"] != "inception":
         lines += [f"KID here uses the offline `{prof['kid']['extractor']}` features: its values are **not comparable** with the "
-                  "paper's Inception KID, which the tables show beside them for reference.", ""]
+                  "paper's Inception KID, which the full tables show beside them for reference.", ""]
     if failure:
         lines += ["## Failed", "", "```", failure, "```", ""]
-    lines += ["## Notebooks", "", "| notebook | key numbers | time |", "|---|---|---|"]
-    for stage in STAGES:
-        nb, js = ctx.notebooks_dir / f"{stage}.ipynb", ctx.notebooks_dir / f"{stage}.json"
-        if nb.is_file() or js.is_file():
-            t = f"{timings[stage]:.0f} s" if timings and stage in timings else ""
-            lines.append(f"| [{stage}]({rel(nb)}) | " + (f"[{js.name}]({rel(js)})" if js.is_file() else "—")
-                         + f" | {t} |")
-    lines.append("")
-    tables = sorted(ctx.tables_dir.glob("*.md"), key=lambda p: (not p.name.startswith("table"), p.name)) \
-        if ctx.tables_dir.is_dir() else []
-    if tables:
-        lines += ["## Tables", ""]
-        for md in tables:
+    tables = ctx.tables_dir
+    if (tables / "claims.md").is_file():
+        lines += ["## The paper's claims", "", (tables / "claims.md").read_text().rstrip(), "",
+                  f"Files: [claims.md]({rel(tables / 'claims.md')}), [claims.csv]({rel(tables / 'claims.csv')}) "
+                  "(every verdict with its numbers)", ""]
+    full = sorted((p for p in tables.glob("*.md") if p.stem != "claims" and not p.stem.endswith(("_s2t", "_t2s"))),
+                  key=lambda p: (not p.name.startswith("table"), p.name)) if tables.is_dir() else []
+    if full:
+        lines += ["## Tables, per direction", ""]
+        for md in full:
+            narrow = [md.with_name(f"{md.stem}_{d}.md") for d in ("s2t", "t2s")]
+            if all(p.is_file() for p in narrow):
+                lines += [part for p in narrow for part in (p.read_text().rstrip(), "")]
+            else:
+                lines += [md.read_text().rstrip(), ""]
             csv = md.with_suffix(".csv")
-            lines += [md.read_text().rstrip(), ""]
-            lines += [f"Files: [{md.name}]({rel(md)})" + (f", [{csv.name}]({rel(csv)})" if csv.is_file() else ""), ""]
+            lines += [f"Full table: [{md.name}]({rel(md)})" + (f", [{csv.name}]({rel(csv)})" if csv.is_file() else ""),
+                      ""]
+
     def figure_order(p: Path):  # the paper's figures by number, then the rest by name
         head = p.stem.split("_")[0]
         return (0, int(head[3:]), p.stem) if head[:3] == "fig" and head[3:].isdigit() else (1, 0, p.stem)
@@ -175,6 +200,15 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
         lines += ["## Figures", ""]
         for png in figures:
             lines += [f"### {png.stem}", "", f"![{png.stem}]({rel(png)})", ""]
+    notebooks = [(ctx.notebooks_dir / f"{s}.ipynb", ctx.notebooks_dir / f"{s}.json") for s in STAGES]
+    notebooks = [(s, nb, js) for s, (nb, js) in zip(STAGES, notebooks) if nb.is_file() or js.is_file()]
+    if notebooks:
+        link = lambda p: f"[{p.name}]({rel(p)})" if p.is_file() else "—"  # noqa: E731  (only what exists)
+        lines += ["## Notebooks", "", "| notebook | executed copy | key numbers | time |", "|---|---|---|---|"]
+        for stage, nb, js in notebooks:
+            t = f"{timings[stage]:.0f} s" if timings and stage in timings else ""
+            lines.append(f"| {stage} | {link(nb)} | {link(js)} | {t} |")
+        lines.append("")
     runs = [(key, ctx.run_dir(key)) for key in ctx.specs]
     runs = [(k, r) for k, r in runs if Run(r).config_file.is_file()]
     if runs:

@@ -53,29 +53,47 @@ class RunSpec:
 
 
 def run_specs(profile: dict) -> dict[str, RunSpec]:
-    """Every run a (resolved) profile needs, keyed `dataset/name`; all on the preset's schedule."""
+    """Every run a (resolved) profile needs, keyed `dataset/name`; all on the preset's schedule.
+
+    Ours and CycleGAN get the profile's `seeds` training seeds, every other row and sweep point
+    `row_seeds` (default 1); seed N of a fork starts from seed N of `ours`. The profile's `pairs`
+    (other datasets) get Ours and CycleGAN only."""
     cfg = preset(profile["preset"])
     main = profile["main_dataset"]
+    row_seeds = range(profile.get("row_seeds", 1))
     specs: list[RunSpec] = []
-    for ds in dict.fromkeys((*profile["table1"], main)):
+
+    def seeded(name, dataset, seed, fork=None, overrides=None, **kw):
+        suffix = f"_seed{seed}" if seed else ""
+        overrides = {**(overrides or {}), **({"seed": seed} if seed else {})}
+        fork = (fork[0] + suffix, fork[1]) if fork else None
+        return RunSpec(name + suffix, dataset, fork=fork, overrides=overrides, **kw)
+
+    for ds in dict.fromkeys((*profile["table1"], main, *profile.get("pairs", ()))):
         for variant in ("ours", "cyclegan"):
-            for seed in range(profile["seeds"]):
-                specs.append(RunSpec(variant + (f"_seed{seed}" if seed else ""), ds, variant=variant,
-                                     label=LABELS[variant], overrides={"seed": seed} if seed else {}))
-        for method in BASELINES:
-            specs.append(RunSpec(method, ds, variant="cyclegan", method=method, label=LABELS[method]))
-    for v in ABLATIONS:
-        fork = ("ours", cfg.switch_epoch) if v in SAME_STAGE1 else None
-        specs.append(RunSpec(v, main, variant=v, fork=fork, label=LABELS[v]))
-    for s in profile["switch_epochs"]:
-        if s != cfg.switch_epoch:
-            specs.append(RunSpec(f"switch_{s}", main, overrides={"switch_epoch": s},
-                                 fork=("ours", min(s, cfg.switch_epoch)), label=f"switch {s}"))
-    for tau in profile["taus"]:
-        if not math.isclose(tau, cfg.tau):
-            specs.append(RunSpec(f"tau_{tau:g}", main, overrides={"tau": tau},
-                                 fork=("ours", cfg.switch_epoch), label=f"τ = {tau:g}"))
+            specs += [seeded(variant, ds, seed, variant=variant, label=LABELS[variant])
+                      for seed in range(profile["seeds"])]
+        if ds in (*profile["table1"], main):
+            specs += [seeded(method, ds, seed, variant="cyclegan", method=method, label=LABELS[method])
+                      for method in BASELINES for seed in row_seeds]
+    for seed in row_seeds:
+        for v in ABLATIONS:
+            fork = ("ours", cfg.switch_epoch) if v in SAME_STAGE1 else None
+            specs.append(seeded(v, main, seed, variant=v, fork=fork, label=LABELS[v]))
+        for s in profile["switch_epochs"]:
+            if s != cfg.switch_epoch:
+                specs.append(seeded(f"switch_{s}", main, seed, overrides={"switch_epoch": s},
+                                    fork=("ours", min(s, cfg.switch_epoch)), label=switch_label(s, cfg.epochs)))
+        for tau in profile["taus"]:
+            if not math.isclose(tau, cfg.tau):
+                specs.append(seeded(f"tau_{tau:g}", main, seed, overrides={"tau": tau},
+                                    fork=("ours", cfg.switch_epoch), label=f"τ = {tau:g}"))
     return {s.key: s for s in specs}
+
+
+def switch_label(switch_epoch: int, epochs: int) -> str:
+    """How Fig. 7 names a switch epoch: one at or past the last epoch never switches."""
+    return "never switched (stage 1 only)" if switch_epoch >= epochs else f"switch {switch_epoch}"
 
 
 def custom_spec(dataset: str, variant: str = "ours", method: str = "aggan", preset_name: str | None = None) -> RunSpec:

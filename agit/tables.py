@@ -11,7 +11,7 @@ feature extractor in the header and the published value beside it (Inception fea
 on the real dataset: compare rankings, not values).
 
 A row trained with several seeds shows mean ± std over them; the std is the yardstick
-of every comparison (`comparisons`): a difference smaller than it is not a result.
+of every verdict (`agit.claims`): a difference within twice it is not a result.
 Table 1 ends with reference rows that need no training (the input returned unchanged,
 a second rendering of the counterfactuals, a background repaint), which give the
 columns their scale.
@@ -51,7 +51,6 @@ PAPER_TABLE2 = {
     "Ours–D–A": {"Z→H": (9.86, 0.32), "H→Z": (8.28, 0.34)},
     "Ours": {"Z→H": (8.87, 0.26), "H→Z": (6.93, 0.27)},
 }
-PAPER_COLUMNS = ("A→O", "O→A", "Z→H", "H→Z", "L→T", "T→L")  # the paper's column order
 
 # Direction labels (s2t, t2s) by dataset; the synthetic sets are named after their style.
 DIRECTION_LABELS = {"horse2zebra": ("H→Z", "Z→H"), "apple2orange": ("A→O", "O→A"),
@@ -67,9 +66,18 @@ COLUMNS = (
     ("iou", "IoU@τ", 3, "higher"),
     ("bg_psnr", "bg PSNR dB", 1, "higher"),
     ("empty_att", "object-free att", 3, "lower"),
+    ("att_recall", "attention recall@τ", 3, "higher"),
+    ("att_precision", "attention precision@τ", 3, "higher"),
+    ("free_psnr", "object-free PSNR dB", 1, "higher"),
     ("kid", "KID×100 [{ex}], paper protocol", 2, "lower"),
 )
-RANKING = ("cf_kid", "texture", "cf_psnr", "object_target", "bg_psnr", "iou", "empty_att")  # what `comparisons` reports
+BETTER = {key: better for key, _, _, better in COLUMNS}
+DIGITS = {key: digits for key, _, digits, _ in COLUMNS}
+# short headers of the narrow per-direction tables (the arrow: which way is better)
+SHORT = {"cf_kid": "KID to cf ×100 ↓", "texture": "texture ↓", "cf_psnr": "PSNR to cf ↑", "object_target": "object → target ↑",
+         "iou": "IoU@τ ↑", "bg_psnr": "bg PSNR ↑", "empty_att": "object-free att ↓", "att_recall": "recall@τ ↑",
+         "att_precision": "precision@τ ↑", "free_psnr": "object-free PSNR ↑"}
+RANKING = ("cf_kid", "texture", "cf_psnr", "object_target", "bg_psnr", "iou", "empty_att")  # the narrow tables' columns
 KID_LIKE = ("cf_kid", "kid")  # their subset std is kept apart from the seed std
 REFERENCE_LABELS = {"identity": "reference: identity (input unchanged)",
                     "counterfactual_again": "reference: counterfactual, 2nd rendering",
@@ -92,10 +100,6 @@ def direction_labels(data: str | Path) -> tuple[str, str]:
 def reference_name(data: str | Path) -> str:
     """The paper's dataset the reference column comes from."""
     return style_of(data) or Path(data).name
-
-
-def _ordered(labels) -> list[str]:
-    return sorted(labels, key=lambda x: PAPER_COLUMNS.index(x) if x in PAPER_COLUMNS else 99)
 
 
 def _finite(x) -> bool:
@@ -122,17 +126,14 @@ def seed_stats(results: list[dict], key: str) -> dict:
     return out
 
 
-def _cell(stats: dict, digits: int) -> str:
-    if not _finite(stats["mean"]):
+def cell(mean, std, digits: int, seeds: int | None = None) -> str:
+    """`mean ± std` (std over training seeds); one ± a cell, and a lone seed said in words."""
+    if not _finite(mean):
         return "n/a"
-    text = f"{stats['mean']:.{digits}f}"
-    if _finite(stats["seed_std"]):
-        text += f" ± {stats['seed_std']:.{digits}f}"
-        if "subset_std" in stats:
-            text += f" (±{stats['subset_std']:.{digits}f})"
-    elif "subset_std" in stats and _finite(stats["subset_std"]):
-        text += f" ± {stats['subset_std']:.{digits}f}"
-    return text
+    text = f"{mean:.{digits}f}"
+    if _finite(std):
+        return f"{text} ± {std:.{digits}f}"
+    return text + (" (1 seed)" if seeds == 1 else "")
 
 
 def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict], ctx, title: str):
@@ -152,31 +153,29 @@ def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict]
                 for key, header, digits, _ in shown:
                     stats = seed_stats(results, f"{key}_{d}")
                     n[f"{lab} {key}"], n[f"{lab} {key} seed std"] = stats["mean"], stats["seed_std"]
-                    if "subset_std" in stats:
+                    f[f"{lab} {header.format(ex=ex)}"] = (cell(stats["mean"], stats["seed_std"], digits)
+                                                          if results else "not run")
+                    if "subset_std" in stats:  # its own column: a cell carries one ±
                         n[f"{lab} {key} subset std"] = stats["subset_std"]
-                    f[f"{lab} {header.format(ex=ex)}"] = _cell(stats, digits) if results else "not run"
-                ref = reference.get(label, {}).get(lab)
-                n[f"{lab} paper KID×100"], n[f"{lab} paper std×100"] = ref if ref else (math.nan, math.nan)
-                f[f"{lab} paper KID×100 [Inception, {reference_name(ctx.dataset_path(ds))}]"] = (
-                    f"{ref[0]:.2f} ± {ref[1]:.2f}" if ref else "—")
+                        f[f"{lab} {header.format(ex=ex).split(' [')[0]}: std over subsets"] = (
+                            _num(stats["subset_std"], digits) if results else "")
+                if reference:  # the published numbers beside ours
+                    ref = reference.get(label, {}).get(lab)
+                    n[f"{lab} paper KID×100"], n[f"{lab} paper std×100"] = ref if ref else (math.nan, math.nan)
+                    f[f"{lab} paper KID×100 [Inception, {reference_name(ctx.dataset_path(ds))}]"] = (
+                        f"{ref[0]:.2f} ± {ref[1]:.2f}" if ref else "—")
         n["seeds"] = f["seeds"] = max((len(r) for r in by_ds.values()), default=0)
         num[label], fmt[label] = n, f
     num_df, fmt_df = pd.DataFrame.from_dict(num, orient="index"), pd.DataFrame.from_dict(fmt, orient="index")
-
-    def order(cols):  # the paper's column order: per direction label
-        labs = _ordered(dict.fromkeys(c.split(" ", 1)[0] for c in cols if c != "seeds"))
-        return [c for lab in labs for c in cols if c.split(" ", 1)[0] == lab] + ["seeds"]
-
-    num_df, fmt_df = num_df[order(list(num_df.columns))], fmt_df[order(list(fmt_df.columns))]
-    num_df.index.name = fmt_df.index.name = "algorithm"
-    return num_df, fmt_df, _caption(ctx, title, {c[0] for c in shown})
+    num_df.index.name = fmt_df.index.name = "algorithm"  # columns: per dataset, s2t then t2s, as every table
+    return num_df, fmt_df, _caption(ctx, title, {c[0] for c in shown}, num_df)
 
 
-def _caption(ctx, title: str, shown: set) -> str:
+def _caption(ctx, title: str, shown: set, num: pd.DataFrame) -> str:
     ex, kid = ctx.profile["kid"]["extractor"], ctx.profile["kid"]
-    parts = [f"**{title}**"]
+    parts = [f"**{title}**", "Rows in the paper's order."]
     if "cf_kid" in shown:
-        parts.append("Ranked by the distance to the counterfactual — the true translation the synthetic pair "
+        parts.append("The columns that rank come first: the distance to the counterfactual — the true translation the synthetic pair "
                      "renders for every test image (same scene, the other domain's object): KID×100 of the "
                      f"translations against the counterfactual set (`{ex}` features, {kid['subsets']} subsets of "
                      f"{kid['subset_size']}; lower is better), a texture distance inside the true object mask "
@@ -192,10 +191,25 @@ def _caption(ctx, title: str, shown: set) -> str:
                  + (" On the synthetic pair this column cannot tell a perfect translation from the input returned "
                     "unchanged (see the reference rows): a half-source, half-target image is as close to both sets "
                     "whatever it gets right, which is why the counterfactual columns rank." if "cf_kid" in shown else ""))
-    parts.append("Cells: mean ± std over the training seeds (column `seeds`); KID cells add the mean std over its "
-                 "subsets in parentheses (alone where one seed). Every run trains the same schedule: "
+    parts.append("Cells: mean ± std over the training seeds (column `seeds`; one seed: the mean alone); the KID "
+                 "columns' std over their subsets has a column of its own. Every run trains the same schedule: "
                  f"{ctx.schedule('ours').split(',')[0]}.")
-    return " ".join(parts)
+    note = kid_note(num)
+    return " ".join(parts + ([note] if note else []))
+
+
+def kid_note(num: pd.DataFrame) -> str:
+    """What a reader needs where a KID is negative or its seed std exceeds its mean."""
+    kid = [c for c in num.columns if c.split(" ", 1)[-1] in KID_LIKE]
+    negative = any((num[c] < 0).any() for c in kid)
+    wide = any((num[f"{c} seed std"] > num[c].abs()).any() for c in kid if f"{c} seed std" in num)
+    if not (negative or wide):
+        return ""
+    return ("*Note:* KID is an unbiased estimate of a squared distance, so a set as close to the reference as "
+            "another sample of it scores about 0, and the estimate can fall below 0"
+            + (" (negative cells here)" if negative else "")
+            + "; near 0 its std over seeds can exceed its mean" + (" (as here)" if wide else "")
+            + ". Such values mean 'indistinguishable at this sample size', not a negative distance.")
 
 
 def _results(ctx, keys) -> list[dict]:
@@ -218,78 +232,109 @@ def table1(ctx, references: bool = True):
 
 
 def table2(ctx):
-    """Table 2: the ablations on the main dataset, each one seed (the first); Ours with every
-    seed, and its first seed alone, the one the ablations share their seed (and forks) with."""
+    """Table 2: the ablations on the main dataset with the profile's `row_seeds` seeds; Ours with
+    every seed and, where the ablations have fewer, its first seed alone: the one they share
+    their seed (and forks) with."""
     main = ctx.profile["main_dataset"]
     rows = {ctx.specs[k].label: {main: _results(ctx, ctx.seeds_of(k))} for k in ctx.names("table2")}
-    rows["Ours, first seed (as the ablations)"] = {main: _results(ctx, [f"{main}/ours"])}
+    if ctx.profile.get("row_seeds", 1) < ctx.profile["seeds"]:
+        rows["Ours, first seed (as the ablations)"] = {main: _results(ctx, [f"{main}/ours"])}
     return kid_table(rows, PAPER_TABLE2, ctx, "Table 2.")
 
 
-def comparisons(ctx, against=("CycleGAN", REFERENCE_LABELS["identity"])):
-    """Ours against each row of `against` on the main dataset, per ranking metric and direction,
-    with the seed spread beside every difference and a verdict that respects it.
-
-    The spread is the larger of the two rows' std over seeds (a reference row has none).
-    A difference is called a result only when it exceeds twice that spread."""
-    num, _, _ = table1(ctx)
-    main = ctx.profile["main_dataset"]
-    rows = []
-    for other in against:
-        if other not in num.index:
-            continue
-        for d, lab in zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(main))):
-            for key in RANKING:
-                col = f"{lab} {key}"
-                if col not in num.columns or not _finite(num.loc["Ours", col]) or not _finite(num.loc[other, col]):
-                    continue
-                better = next(c[3] for c in COLUMNS if c[0] == key)
-                ours, theirs = num.loc["Ours", col], num.loc[other, col]
-                spread = np.nanmax([num.loc["Ours", f"{col} seed std"], num.loc[other, f"{col} seed std"]])
-                diff = ours - theirs
-                wins = diff < 0 if better == "lower" else diff > 0
-                verdict = ("within the seed spread: not a result" if not abs(diff) > 2 * spread
-                           else f"Ours {'better' if wins else 'worse'}")
-                rows.append({"versus": other, "direction": lab, "metric": key, "Ours": ours, "other": theirs,
-                             "difference": diff, "seed spread": spread, "verdict": verdict})
-    df = pd.DataFrame(rows)
-    fmt = df.copy()
-    for c in ("Ours", "other", "difference", "seed spread"):
-        if c in fmt:
-            fmt[c] = [f"{v:.3g}" if _finite(v) else "n/a" for v in df[c]]
-    caption = ("**Comparisons.** Ours against CycleGAN and against the identity on the ranking columns of "
-               "Table 1 (means over seeds). Seed spread: the larger std over training seeds of the two rows; "
-               "a difference is called a result only when it exceeds twice the spread.")
-    return df, fmt, caption
+def per_direction(num: pd.DataFrame, ctx, title: str, dataset: str | None = None, keys=RANKING) -> dict:
+    """The narrow view of a table's numbers `num` (kid_table's or sweep_table's): per direction, one
+    column per metric of `keys` (index + 7: readable), the rows' seed counts in their labels.
+    Returns {direction label: (numbers, formatted, caption)}."""
+    out = {}
+    for lab in direction_labels(ctx.dataset_path(dataset)):
+        keys_here = [k for k in keys if f"{lab} {k}" in num and num[f"{lab} {k}"].notna().any()]
+        n = num[[f"{lab} {k}" for k in keys_here]].set_axis(keys_here, axis=1)
+        f = pd.DataFrame({SHORT[k]: [cell(num.loc[r, f"{lab} {k}"], num.loc[r, f"{lab} {k} seed std"], DIGITS[k])
+                                     for r in num.index] for k in keys_here},
+                         index=[f"{r} ({int(num.loc[r, 'seeds'])})" for r in num.index])
+        f.index.name = f"{lab} (seeds)"
+        caption = (f"**{title} {lab}.** Mean ± std over the seeds in brackets; ↑/↓: which way is better; cf: the "
+                   "counterfactual (the true translation). All columns in the full table.")
+        out[lab] = (n, f, caption)
+    return out
 
 
 def sweep_table(ctx, group: str):
-    """Fig. 7 (group 'switch') or Fig. 8 ('tau') as numbers: one row per value (one seed)."""
+    """Fig. 7 (group 'switch') or Fig. 8 ('tau') as numbers: one row per value, mean ± std over its
+    seeds (the profile's `row_seeds`; the default value is Ours, with all of its seeds)."""
     field_name = {"switch": "switch_epoch", "tau": "tau"}[group]
-    ex = ctx.profile["kid"]["extractor"]
-    num, fmt = {}, {}
+    rows, values = {}, {}
     for key in ctx.names(group):
         spec = ctx.specs[key]
-        cfg = ctx.config_for(spec)
-        m = _metrics(ctx.run_dir(key)) or {}
-        labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(spec.dataset))))
-        n, f = {field_name: getattr(cfg, field_name)}, {field_name: getattr(cfg, field_name)}
-        for d in ("s2t", "t2s"):
-            for k, header, digits, _ in COLUMNS:
-                v = m.get(f"{k}_{d}", math.nan)
-                column = f"{labels[d]} {header.format(ex=ex)}"
-                n[column], f[column] = v, _num(v, digits)
-        n["training"] = f["training"] = ctx.schedule(key)
-        num[spec.name], fmt[spec.name] = n, f
-    df = pd.DataFrame.from_dict(num, orient="index").sort_values(field_name)
-    keep = [c for c in df.columns if c in ("training", field_name) or df[c].notna().any()]
-    df, fmt_df = df[keep], pd.DataFrame.from_dict(fmt, orient="index").loc[df.index, keep]
-    df.index.name = fmt_df.index.name = "run"
+        label = "Ours (default)" if spec.name == "ours" else spec.label
+        rows[label] = {spec.dataset: _results(ctx, ctx.seeds_of(key))}
+        values[label] = getattr(ctx.config_for(spec), field_name)
+    num, fmt, _ = kid_table(rows, {}, ctx, "")
+    order = sorted(num.index, key=values.get)
+    num, fmt = num.loc[order], fmt.loc[order]
+    num.insert(0, field_name, [values[r] for r in order])
+    fmt.insert(0, field_name, [values[r] for r in order])
+    num.index.name = fmt.index.name = "run"
     what = {"switch": "Fig. 7 as numbers: the epoch of the stage switch",
             "tau": "Fig. 8 as numbers: the threshold τ of the stage-2 discriminator (Eq. 6)"}[group]
-    caption = (f"**{what}.** One training seed; columns as in Table 1, IoU at each run's own τ. "
-               "Forked runs share the main run's epochs before the fork.")
-    return df, fmt_df, caption
+    caption = (f"**{what}.** Mean ± std over the seeds (column `seeds`); columns as in Table 1, IoU, recall and "
+               "precision at each run's own τ. Forked runs share their seed's main run's epochs before the fork.")
+    note = kid_note(num)
+    return num, fmt, caption + (f" {note}" if note else "")
+
+
+def pair_table(ctx, pair: str):
+    """Ours and CycleGAN on one of the profile's other pairs (`pairs`), every seed averaged."""
+    rows = {ctx.specs[k].label: {pair: _results(ctx, ctx.seeds_of(k))} for k in ctx.names("pairs")
+            if ctx.specs[k].dataset == pair}
+    return kid_table(rows, {}, ctx, f"Another pair: `{pair}`.")
+
+
+# the narrow tables' columns where the ranking ones are not what the table is about
+NARROW = {"fig7_switch_sweep": ("texture", "object_target", "iou", "att_recall", "att_precision", "empty_att",
+                                "bg_psnr"),
+          "fig8_tau_sweep": ("cf_kid", "texture", "object_target", "iou", "att_precision", "empty_att", "bg_psnr")}
+
+
+def save_all(ctx) -> dict:
+    """Every table of the report into `ctx.tables_dir`: the full tables (Tables 1 and 2, the sweeps
+    of Figs. 7 and 8, each other pair), their narrow views per direction (`<name>_s2t`, `_t2s`) and
+    the claims (`agit.claims`). Returns {name: its files} and, under 'numbers', the full tables."""
+    from .claims import save_claims
+
+    built = {"table1_kid": (table1(ctx), None, "Table 1,"), "table2_ablations": (table2(ctx), None, "Table 2,"),
+             "fig7_switch_sweep": (sweep_table(ctx, "switch"), None, "Fig. 7,"),
+             "fig8_tau_sweep": (sweep_table(ctx, "tau"), None, "Fig. 8,")}
+    built |= {f"pair_{p}": (pair_table(ctx, p), p, f"`{p}`,") for p in ctx.profile.get("pairs", ())}
+    saved = {"claims": save_claims(ctx)}
+    for name, ((num, fmt, caption), dataset, title) in built.items():
+        saved[name] = save_table(num, fmt, caption, ctx.tables_dir, name)
+        views = per_direction(num, ctx, title, dataset, NARROW.get(name, RANKING))
+        for d, (n, f, c) in zip(("s2t", "t2s"), views.values()):
+            saved[f"{name}_{d}"] = save_table(n, f, c, ctx.tables_dir, f"{name}_{d}")
+    saved["numbers"] = {name: b[0][0] for name, b in built.items()}
+    return saved
+
+
+def seed_values(ctx, keys) -> pd.DataFrame:
+    """Every seed's value of every metric of the runs `keys` and their seeds, long form: one row per
+    (row label, seed, direction, metric): what the seed plots draw and the claims compare."""
+    records, seen = [], set()
+    for key in keys:
+        spec = ctx.specs[key]
+        labels = dict(zip(("s2t", "t2s"), direction_labels(ctx.dataset_path(spec.dataset))))
+        for seed_key in ctx.seeds_of(key):
+            if seed_key in seen:  # a group may list a row's seeds itself (Table 1 does)
+                continue
+            seen.add(seed_key)
+            m = _metrics(ctx.run_dir(seed_key)) or {}
+            for d, lab in labels.items():
+                for metric in BETTER:
+                    if _finite(m.get(f"{metric}_{d}")):
+                        records.append({"dataset": spec.dataset, "row": spec.label, "seed": ctx.specs[seed_key].seed,
+                                        "direction": lab, "metric": metric, "value": float(m[f"{metric}_{d}"])})
+    return pd.DataFrame(records, columns=["dataset", "row", "seed", "direction", "metric", "value"])
 
 
 def save_table(num: pd.DataFrame, fmt: pd.DataFrame, caption: str, folder: str | Path, name: str) -> dict:
@@ -298,5 +343,5 @@ def save_table(num: pd.DataFrame, fmt: pd.DataFrame, caption: str, folder: str |
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
     num.to_csv(csv)
-    md.write_text(f"{caption}\n\n{fmt.to_markdown()}\n")
+    md.write_text(f"{caption}\n\n{fmt.to_markdown(index=fmt.index.name is not None)}\n")
     return {"csv": csv, "md": md}

@@ -24,7 +24,7 @@ def test_within_twice_the_spread_or_one_seed_is_not_resolved():
     one = verdict([0.9], [0.1, 0.2, 0.3], "higher")
     assert one["verdict"] == f"{UNRESOLVED} (1 seed)" and math.isnan(one["spread"])
     assert verdict([0.1, None, float("nan")], [0.5, 0.6], "lower")["verdict"] == f"{UNRESOLVED} (1 seed)"
-    assert verdict([], [0.5, 0.6], "lower")["verdict"] == "n/a"
+    assert verdict([], [0.5, 0.6], "lower")["verdict"] == "not measured"
 
 
 def test_an_equivalence_claim_holds_within_the_spread_and_fails_beyond_it():

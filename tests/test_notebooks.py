@@ -24,9 +24,13 @@ from agit.specs import run_specs
 from agit.tables import PAPER_TABLE1, PAPER_TABLE2
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("table1_kid", "table2_ablations", "comparisons", "fig7_switch_sweep", "fig8_tau_sweep")
+FULL_TABLES = ("table1_kid", "table2_ablations", "fig7_switch_sweep", "fig8_tau_sweep")
+TABLES = ("claims", *FULL_TABLES, *(f"{t}_{d}" for t in FULL_TABLES for d in ("s2t", "t2s")))
 FIGURES = ("data_ci", "losses_ci_ours", "attention_ci_ours", "fig3_attention_maps", "fig4_5_translations",
-           "fig7_switch_sweep", "fig8_tau_sweep", "fig10_ablations", "fig17_object_free", "explore_panel")
+           "fig7_switch_sweep", "fig8_tau_sweep", "fig10_ablations", "fig17_object_free", "explore_panel",
+           "seeds_table1", "seeds_table2", "seeds_fig7_fig8")
+VERDICTS = ("reproduced", "contradicted", "not resolved (1 seed)", "not resolved (within 2× spread)",
+            "not measured")
 
 
 @pytest.fixture
@@ -68,8 +72,18 @@ def test_reproduce_ci_writes_every_notebook_table_figure_and_the_report(ci_out):
         png = ci_out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = (ci_out / "REPORT.md").read_text()
-    for name in TABLES:
+    for name in ("claims", *FULL_TABLES):  # linked; the narrow views inline
         assert f"(tables/{name}.csv)" in report and f"(tables/{name}.md)" in report
+    for name in TABLES[len(FULL_TABLES) + 1:]:
+        assert (ci_out / "tables" / f"{name}.md").read_text().rstrip() in report
+    sections = [line for line in report.splitlines() if line.startswith("## ")]
+    assert sections[:2] == ["## The paper's claims", "## Tables, per direction"]
+    assert "by `agit reproduce --profile ci`" in report and os.environ["AGIT_DATA"] not in report
+    for md in (ci_out / "tables").glob("*.md"):  # one ± a cell, the narrow tables at most 8 columns
+        rows = [line for line in md.read_text().splitlines() if line.startswith("|")]
+        assert all(c.count("±") <= 1 for line in rows for c in line.split("|")), md.name
+        if md.stem.endswith(("_s2t", "_t2s")):
+            assert rows[0].count("|") - 1 <= 8, md.name
     for name in FIGURES:
         assert f"(figures/{name}.png)" in report
     for stage in reproduce.STAGES:
@@ -109,9 +123,55 @@ def test_reproduce_ci_records_sane_numbers(ci_out, keep_threads):
     identity = t1["reference: identity (input unchanged)"]
     assert identity["H→Z bg_psnr"] == 100 and identity["H→Z object_target"] == 0
     assert t1["reference: counterfactual, 2nd rendering"]["Z→H object_target"] > 0.5
-    assert set(numbers(ci_out, "05_figures")["figures"]) >= {f for f in FIGURES if f.startswith("fig")}
+    assert set(numbers(ci_out, "05_figures")["figures"]) >= {f for f in FIGURES if f.startswith(("fig", "seeds"))}
     explore = numbers(ci_out, "06_explore")
     assert 0 <= explore["attention_mean"] <= 1 and 0 <= explore["share_above_tau"] <= 1
+
+
+def test_claims_are_verdicts_computed_from_each_seeds_metrics(ci_out, keep_threads):
+    claims = numbers(ci_out, "04_kid_tables")["claims"]
+    texts = {c["claim"] for c in claims}
+    assert {"Ours beats CycleGAN", "Ours–D–A is worse than Ours", "Without cycle consistency the attention fails",
+            "The background is preserved (against CycleGAN)"} <= texts
+    assert any(t.startswith("A low τ") for t in texts) and any(t.startswith("A high τ") for t in texts)
+    assert any(t.startswith("Training stage 1 only") for t in texts)  # ci's later switch is its last epoch
+    assert any(t.startswith("On object-free images DiscoGAN") for t in texts)
+    assert {c["verdict"] for c in claims} <= set(VERDICTS)
+    ablation = [c for c in claims if c["claim"] == "Ours–cycle is worse than Ours"
+                and c["verdict"] != "not measured"]
+    assert ablation and all(c["verdict"] == "not resolved (1 seed)" for c in ablation)  # ci: one seed of it
+    ctx = reproduce.context("ci", ci_out, os.environ["AGIT_DATA"])
+    [bg] = [c for c in claims if c["claim"].startswith("The background") and c["direction"] == "H→Z"]
+    seeds = lambda name: [Run(ctx.run_dir(k)).metrics()["bg_psnr_s2t"] for k in ctx.seeds_of(name)]  # noqa: E731
+    ours, cyclegan = seeds("ours"), seeds("cyclegan")
+    assert len(ours) == len(cyclegan) == 2 and bg["ours seeds"] == 2
+    assert math.isclose(bg["ours"], sum(ours) / 2) and math.isclose(bg["other"], sum(cyclegan) / 2)
+    spread = max(pd.Series(ours).std(), pd.Series(cyclegan).std())
+    expected = ("not resolved (within 2× spread)" if abs(bg["difference"]) <= 2 * spread
+                else "reproduced" if bg["difference"] > 0 else "contradicted")
+    assert bg["verdict"] == expected
+
+
+def test_stages_are_quiet(ci_out):
+    """No papermill parameter-parsing warning, no kernel transport warning, no stray interrupt."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "agit", "reproduce", "--profile", "ci", "--stages", "02", "--out",
+                           str(ci_out), "--data", os.environ["AGIT_DATA"]], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    for noise in ("Unable to parse line", "Passed unknown parameter", "without encryption", "KeyboardInterrupt"):
+        assert noise not in said, said
+
+
+def test_a_report_written_by_one_notebook_says_so_and_links_only_what_exists(tmp_path):
+    ctx = reproduce.context("ci", tmp_path / "out", tmp_path / "data")
+    ctx.record("05_figures", {"figures": {}})
+    report = reproduce.write_report(ctx, by="the notebook `05_figures` run on its own").read_text()
+    assert "by the notebook `05_figures` run on its own" in report and "agit reproduce" not in report
+    assert "(notebooks/05_figures.json)" in report and "05_figures.ipynb" not in report
+    assert str(tmp_path / "data") not in report
 
 
 def test_rerun_trains_nothing(ci_out, keep_threads, capsys):
@@ -162,6 +222,24 @@ def test_profiles_are_data_and_derive_their_runs():
     with pytest.raises(KeyError, match="unknown stage"):
         reproduce.stage_names(["99"])
     assert PAPER_TABLE1["Ours"]["H→Z"] == (6.93, 0.27) and PAPER_TABLE1["DiscoGAN"]["A→O"] == (18.34, 0.75)
+
+
+def test_the_full_profile_gives_every_row_and_point_three_seeds_and_fig7_both_sides():
+    quick, full = resolve_profile("quick"), resolve_profile("full")
+    assert len(run_specs(quick)) == 20 and not [k for k in run_specs(quick) if "_seed" in k  # quick: no more runs
+                                                and not k.split("/")[1].startswith(("ours", "cyclegan"))]
+    specs, main = run_specs(full), full["main_dataset"]
+    early, default, late, never = full["switch_epochs"]
+    from agit.config import PRESETS
+
+    assert early < default == PRESETS["quick"]["switch_epoch"] < late < never == PRESETS["quick"]["epochs"]
+    for name in ("discogan", "unit", "cycle", "da", f"switch_{early}", f"switch_{never}", "tau_0.5"):
+        assert {f"{main}/{name}", f"{main}/{name}_seed1", f"{main}/{name}_seed2"} <= set(specs), name
+    assert specs[f"{main}/da_seed2"].fork == ("ours_seed2", default)  # seed N forks from seed N of Ours
+    ctx = reproduce.context("full")
+    assert ctx.seeds_of(f"{main}/da") == [f"{main}/da", f"{main}/da_seed1", f"{main}/da_seed2"]
+    for pair in ("synthetic_fruit", "synthetic_stars", "synthetic_hard"):
+        assert pair in full["datasets"] and f"{pair}/cyclegan_seed2" in specs and f"{pair}/cycle" not in specs
 
 
 def final(run):

@@ -25,7 +25,7 @@ out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit re
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
-executor = ""  # "": local processes; "submitit:key=value,...": e.g. SLURM jobs (README: scale-out)'''
+executor = ""  # "": local processes; "submitit:" and its options: e.g. SLURM jobs (README: scale-out)'''
 
 SETUP = '''\
 %matplotlib inline
@@ -315,11 +315,11 @@ NOTEBOOKS = {
     "03_ablations": notebook(
         "# 03 · Ablations, baselines and sweeps\n\nTrains every other run the tables and figures need on the "
         "main dataset: the Table 2 variants, CycleGAN and the baselines of Table 1, the switch-epoch sweep "
-        "(Fig. 7) and the threshold sweep (Fig. 8). Runs already finished are reused; `Ours–D`, `Ours–D–A` "
+        "(Fig. 7), the threshold sweep (Fig. 8) and, where the profile has them, each row's other seeds and Ours and "
+        "CycleGAN on other pairs. Runs already finished are reused; `Ours–D`, `Ours–D–A` "
         "and the sweeps start from the main run's checkpoint where they stop being identical to it.",
         [
-            code('names = list(dict.fromkeys(ctx.names("table2") + ctx.names("table1") + ctx.names("switch")\n'
-                 '                           + ctx.names("tau")))\nctx.ensure_runs(names);'),
+            code('names = list(ctx.specs)  # every run of the profile\nctx.ensure_runs(names);'),
             md("## What was trained, and how long\nEvery run trains the same schedule (the same images, epochs "
                "and switch); `seed N` runs repeat Ours and CycleGAN with other training seeds; `forked` runs "
                "share the main run's first epochs."),
@@ -338,28 +338,22 @@ NOTEBOOKS = {
         ],
     ),
     "04_kid_tables": notebook(
-        "# 04 · Tables 1 and 2\n\nKID×100 ± std×100 per direction in the paper's layout, the published "
-        "numbers beside ours, the feature extractor named in each header; on the synthetic data also the "
-        "ground-truth columns. Written to `tables/` as CSV (numbers) and Markdown.",
+        "# 04 · The claims, Tables 1 and 2, the sweeps\n\nThe paper's claims as verdicts computed from every seed "
+        "(`agit.claims`), then per direction the columns that rank: Tables 1 and 2, the sweeps of Figs. 7 and 8 and "
+        "the profile's other pairs. The full tables (every column, KID in the paper's protocol beside the published "
+        "numbers, the feature extractor named in each header) are written to `tables/` as CSV (numbers) and Markdown.",
         [
-            code('ctx.ensure_runs(list(dict.fromkeys(ctx.names("table1") + ctx.names("table2") + ctx.names("switch")\n'
-                 '                                   + ctx.names("tau"))));'),
-            md("## Table 1 — methods"),
-            code('t1 = tables.table1(ctx)\nsaved = {"table1_kid": tables.save_table(*t1, ctx.tables_dir, "table1_kid")}\n'
-                 'display(Markdown(saved["table1_kid"]["md"].read_text()))'),
-            md("## Table 2 — ablations"),
-            code('t2 = tables.table2(ctx)\nsaved["table2_ablations"] = tables.save_table(*t2, ctx.tables_dir, "table2_ablations")\n'
-                 'display(Markdown(saved["table2_ablations"]["md"].read_text()))'),
-            md("## What the seed spread allows us to say\nOurs against CycleGAN and the identity, every difference "
-               "beside the spread over training seeds."),
-            code('saved["comparisons"] = tables.save_table(*tables.comparisons(ctx), ctx.tables_dir, "comparisons")\n'
-                 'display(Markdown(saved["comparisons"]["md"].read_text()))'),
-            md("## The sweeps of Figs. 7 and 8, as numbers"),
-            code('for group, name in (("switch", "fig7_switch_sweep"), ("tau", "fig8_tau_sweep")):\n'
-                 '    saved[name] = tables.save_table(*tables.sweep_table(ctx, group), ctx.tables_dir, name)\n'
+            code('ctx.ensure_runs();'),
+            md("## The paper's claims, as verdicts"),
+            code('saved = tables.save_all(ctx)\ndisplay(Markdown(saved["claims"]["md"].read_text()))'),
+            md("## Per direction: the columns that rank"),
+            code('for name in [n for n in saved if n.endswith(("_s2t", "_t2s"))]:\n'
                  '    display(Markdown(saved[name]["md"].read_text()))'),
-            code('ctx.record("04_kid_tables", {\n    "extractor": ctx.profile["kid"]["extractor"],\n'
-                 '    "table1": t1[0].to_dict(orient="index"), "table2": t2[0].to_dict(orient="index"),\n'
+            code('import pandas as pd\n\nnumbers = saved.pop("numbers")\n'
+                 'ctx.record("04_kid_tables", {\n    "extractor": ctx.profile["kid"]["extractor"],\n'
+                 '    "table1": numbers["table1_kid"].to_dict(orient="index"),\n'
+                 '    "table2": numbers["table2_ablations"].to_dict(orient="index"),\n'
+                 '    "claims": pd.read_csv(saved["claims"]["csv"]).to_dict(orient="records"),\n'
                  '    "files": saved});'),
         ],
     ),
@@ -391,7 +385,16 @@ NOTEBOOKS = {
                  '                            data, n=2), "fig10_ablations")'),
             md("## Fig. 17 — inputs without the object\nAttention-guided translation should return them unchanged."),
             code('show(figures.object_free({**runs("main"), **runs("baselines")}, data, n=3), "fig17_object_free")'),
-            code('ctx.record("05_figures", {"figures": saved})\nprint("report:", reproduce.write_report(ctx))'),
+            md("## Every seed, per row and metric\nEach dot a training seed, each bar their mean: how far apart the "
+               "rows are against how far apart their seeds are — what the claims' verdicts weigh."),
+            code('metrics = ("cf_kid", "texture", "object_target", "iou", "bg_psnr", "empty_att", "free_psnr")\n'
+                 'for name, group in (("seeds_table1", "table1"), ("seeds_table2", "table2")):\n'
+                 '    show(figures.seed_dots(tables.seed_values(ctx, ctx.names(group)), metrics), name)\n'
+                 'sweeps = ctx.names("switch") + ctx.names("tau")[1:]\n'
+                 'show(figures.seed_dots(tables.seed_values(ctx, sweeps), ("texture", "object_target", "att_recall",\n'
+                 '                       "att_precision", "empty_att", "bg_psnr")), "seeds_fig7_fig8")'),
+            code('ctx.record("05_figures", {"figures": saved})\n'
+                 'print("report:", reproduce.write_report(ctx, by="the notebook `05_figures` run on its own"))'),
         ],
     ),
     "06_explore": notebook(
