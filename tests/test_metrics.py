@@ -118,6 +118,22 @@ def masks():
     return m
 
 
+def test_attention_recall_precision_and_object_free_psnr():
+    m = masks()  # image 0: a 4x4 object; image 1: no object
+    half = m.clone()
+    half[0, :, 2:4] = 0.05  # under tau: half the object missed -> recall 0.5, precision 1
+    assert M.attention_recall_precision(half, m) == (pytest.approx(0.5), pytest.approx(1.0))
+    spread = m.clone()
+    spread[0, :, 0:2, 2:6] = 0.9  # 8 background pixels attended too -> recall 1, precision 16 / 24
+    assert M.attention_recall_precision(spread, m) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    y = x.clone()
+    y[1] += 0.2  # the object-free image changed by 0.1 on [0, 1]: 20 dB
+    assert M.object_free_psnr(x, x, m) == 100.0 and M.object_free_psnr(x, y, m) == pytest.approx(20.0)
+    y[0] = 0  # a change where the object is does not count
+    assert M.object_free_psnr(x, y, m) == pytest.approx(20.0)
+
+
 def test_attention_iou():
     m = masks()
     assert M.attention_iou(m, m) == 1.0  # the empty image does not count

@@ -142,7 +142,8 @@ def test_claims_are_verdicts_computed_from_each_seeds_metrics(ci_out, keep_threa
     assert ablation and all(c["verdict"] == "not resolved (1 seed)" for c in ablation)  # ci: one seed of it
     ctx = reproduce.context("ci", ci_out, os.environ["AGIT_DATA"])
     [bg] = [c for c in claims if c["claim"].startswith("The background") and c["direction"] == "H→Z"]
-    seeds = lambda name: [Run(ctx.run_dir(k)).metrics()["bg_psnr_s2t"] for k in ctx.seeds_of(name)]  # noqa: E731
+    seeds = lambda name: [Run(ctx.run_dir(k)).metrics()["bg_psnr_s2t"]  # noqa: E731
+                          for k in ctx.seeds_of(ctx.spec(name).key)]
     ours, cyclegan = seeds("ours"), seeds("cyclegan")
     assert len(ours) == len(cyclegan) == 2 and bg["ours seeds"] == 2
     assert math.isclose(bg["ours"], sum(ours) / 2) and math.isclose(bg["other"], sum(cyclegan) / 2)
