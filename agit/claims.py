@@ -122,7 +122,7 @@ def paper_claims(ctx) -> list[Claim]:
         claims.append(Claim("The background is preserved (against CycleGAN)", "Sec. 4.1, Figs. 1, 5", "ours",
                             "cyclegan", ("bg_psnr",)))
     claims += [Claim(f"On object-free images {LABELS[b]} hallucinates target texture, Ours returns the input",
-                     "Fig. 5 (bottom), Fig. 17", "ours", b, ("free_psnr",)) for b in ("cyclegan", *BASELINES) if has(b)]
+                     "Fig. 5 bottom, Fig. 17", "ours", b, ("free_psnr",)) for b in ("cyclegan", *BASELINES) if has(b)]
     for pair in ctx.profile.get("pairs", ()):
         s2t = direction_labels(ctx.dataset_path(pair))[0]
         claims.append(Claim(f"Ours beats CycleGAN on `{pair}` ({s2t} in the H→Z columns)", "Table 1, other datasets",
@@ -154,13 +154,16 @@ def claims_table(ctx) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 
 
 def formatted(num: pd.DataFrame, directions: tuple[str, str]) -> pd.DataFrame:
-    """One row per (claim, measure); per direction (s2t first, in every table): Ours, the other, the
-    verdict. A measure n/a in both directions (no attention, no ground truth) is left out."""
-    out = []
+    """One row per (claim, measure), the claim and its place in the paper named on its first row;
+    per direction (s2t first, in every table): Ours, the other, the verdict. A measure missing in
+    both directions (no attention, no ground truth) is left out."""
+    out, last = [], None
     for (claim, metric), group in num.groupby(["claim", "measure"], sort=False):
         if (group["verdict"] == NOT_MEASURED).all():
             continue
-        row = {"claim": claim, "paper": group["paper"].iloc[0], "measure": SHORT[metric]}
+        row = {"claim (paper)": "" if claim == last else f"{claim} ({group['paper'].iloc[0]})",
+               "measure": SHORT[metric]}
+        last = claim
         for k in range(2):
             r = group.iloc[k]
             head = directions[k]

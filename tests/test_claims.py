@@ -48,8 +48,9 @@ def test_the_table_puts_directions_side_by_side_and_names_every_contradiction():
                  ("Ours beats CycleGAN", "texture", "H→Z", [0.05, 0.051, 0.052], [0.03, 0.031, 0.032], "lower"),
                  ("Ours beats CycleGAN", "texture", "Z→H", [0.02, 0.03], [0.021, 0.031], "lower")])
     fmt = formatted(num, ("H→Z", "Z→H"))
-    assert list(fmt.columns) == ["claim", "paper", "measure", "H→Z Ours", "H→Z other", "H→Z verdict",
+    assert list(fmt.columns) == ["claim (paper)", "measure", "H→Z Ours", "H→Z other", "H→Z verdict",
                                  "Z→H Ours", "Z→H other", "Z→H verdict"]
+    assert fmt["claim (paper)"].tolist() == ["Ours beats CycleGAN (Table 1)", ""]  # named once
     assert fmt.loc[0, "H→Z verdict"] == f"**{REPRODUCED}**" and fmt.loc[0, "Z→H Ours"] == "34.0 (1 seed)"
     assert fmt.loc[1, "H→Z verdict"] == f"**{CONTRADICTED}**"
     assert all(str(c).count("±") <= 1 for c in fmt.to_numpy().ravel())
