@@ -254,8 +254,8 @@ def per_direction(num: pd.DataFrame, ctx, title: str, dataset: str | None = None
                                      for r in num.index] for k in keys_here},
                          index=[f"{r} ({int(num.loc[r, 'seeds'])})" for r in num.index])
         f.index.name = f"{lab} (seeds)"
-        caption = (f"**{title} {lab}.** Mean ± std over the seeds in brackets; ↑/↓: which way is better; cf: the "
-                   "counterfactual (the true translation). All columns in the full table.")
+        caption = (f"**{title} {lab}.** Mean ± std over training seeds, their number in brackets; ↑/↓: which way "
+                   "is better; cf: the counterfactual (the true translation). Every column in the full table.")
         out[lab] = (n, f, caption)
     return out
 

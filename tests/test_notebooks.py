@@ -153,6 +153,29 @@ def test_claims_are_verdicts_computed_from_each_seeds_metrics(ci_out, keep_threa
     assert bg["verdict"] == expected
 
 
+def test_seeds_everywhere_and_other_pairs_resolve_every_row(ci_out, keep_threads, tmp_path, monkeypatch):
+    """The full profile's shape on ci data: seeded forks, the never-switched point, another pair's table and
+    claims, and ablation rows with a spread (reusing the session's ci runs for seed 0)."""
+    from agit import profiles, tables
+
+    shape = {**profiles.PROFILES["ci"], "row_seeds": 2, "pairs": ("ci_fruit",), "never_switch": True,
+             "switch_epochs": None, "taus": (0.1, 0.5)}
+    shape["datasets"] = {**shape["datasets"], "ci_fruit": {**shape["datasets"]["ci"], "style": "apple2orange"}}
+    monkeypatch.setitem(profiles.PROFILES, "ci_full", shape)
+    ctx = reproduce.context("ci_full", tmp_path, os.environ["AGIT_DATA"])
+    ctx.runs = ci_out / "runs"
+    ctx.ensure_runs()
+    assert Run(ctx.run_dir("d_seed1")).load_checkpoint()["epoch"] == 2
+    saved = tables.save_all(ctx)
+    assert {"pair_ci_fruit", "pair_ci_fruit_s2t", "pair_ci_fruit_t2s"} <= set(saved)
+    claims = pd.read_csv(saved["claims"]["csv"], keep_default_na=False)
+    ablation = claims[claims["claim"] == "Ours–cycle is worse than Ours"]
+    assert (ablation["other seeds"] == 2).all() and not ablation["verdict"].str.contains("1 seed").any()
+    assert claims["claim"].str.startswith("Training stage 1 only").any()
+    fruit = claims[claims["dataset"] == "ci_fruit"]
+    assert set(fruit["direction"]) == {"A→O", "O→A"} and (fruit["ours seeds"] == 2).all()
+
+
 def test_stages_are_quiet(ci_out):
     """No papermill parameter-parsing warning, no kernel transport warning, no stray interrupt."""
     import subprocess
