@@ -20,7 +20,7 @@ PARAMETERS = '''\
 # Parameters (papermill and `agit reproduce` inject their own values after this cell).
 import os
 
-profile = os.environ.get("AGIT_PROFILE", "quick")  # ci | quick | paper (agit/profiles.py: PROFILES)
+profile = os.environ.get("AGIT_PROFILE", "quick")  # ci | quick | full | paper (agit/profiles.py: PROFILES)
 out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit reproduce: results/<profile>)
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
