@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,8 +211,6 @@ def contradictions(num: pd.DataFrame) -> list[str]:
 def save_claims(ctx, folder=None) -> dict:
     """`claims.csv` (long form, one verdict a row) and `claims.md` (the table, then every
     contradiction in words) in the profile's tables folder."""
-    from pathlib import Path
-
     folder = Path(folder or ctx.tables_dir)
     folder.mkdir(parents=True, exist_ok=True)
     num, fmt, text = claims_table(ctx)
