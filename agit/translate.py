@@ -36,10 +36,7 @@ from tqdm.auto import tqdm
 from .data import IMG_EXTENSIONS, DataError, read_rgb
 from .features import to_uint8
 from .model import DIRECTIONS, AGGAN, Translation
-from .nets import Discriminator
-
-# Two halvings of an 8-px side leave 2 px, the least the residual blocks' reflect padding takes.
-MIN_SIDE = 8
+from .nets import MIN_SIDE, Discriminator
 
 
 class ImageTooLarge(DataError):
