@@ -186,9 +186,12 @@ def _check_finite(losses: dict[str, float], run: Run, epoch: int, step: int):
     """TrainingDiverged, naming the losses that are NaN or infinite and the checkpoint that is kept."""
     bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
     if bad:
-        kept = f"last good checkpoint: {run.latest}" if run.latest.exists() else "no checkpoint was written yet"
+        kept = f"the last checkpoint, from before it: {run.latest}" if run.latest.exists() \
+            else "no checkpoint was written yet"
+        # not "--resume --set lr=…": a resume keeps what the run learns with, lr included
         raise TrainingDiverged(f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {epoch + 1}, "
-                               f"iteration {step}; stopping ({kept}). Try a lower --set lr=…")
+                               f"iteration {step}; stopping ({kept}). A resume would diverge again: train "
+                               f"a new run with a lower --set lr=… (another --out, or --overwrite)")
 
 
 def _say_resumed(run: Run, path: Path, state: dict, passed: list[str], changed: dict):
