@@ -120,12 +120,27 @@ def _open_rgb(path: Path) -> Image.Image:
         return to_rgb(image)
 
 
+@contextlib.contextmanager
+def _reading(path):
+    """A bad image file as one DataError naming it (a symlink loop, a decompression bomb included)."""
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL raises all of these
+        raise DataError(f"cannot read image {path} ({err})") from None
+
+
 def read_rgb(path: str | Path) -> torch.Tensor:
     """An image file as a uint8 tensor 3×H×W."""
-    try:
+    with _reading(path):
         return TF.pil_to_tensor(_open_rgb(Path(path)))
-    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three on bad files
-        raise DataError(f"cannot read image {path} ({err})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file as `read_rgb` gives it (upright), from its header: nothing decoded."""
+    with _reading(path), Image.open(path) as image:
+        width, height = image.size
+        turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations with a quarter turn
+        return (width, height) if turned else (height, width)
 
 
 def read_mask(path: Path) -> torch.Tensor:

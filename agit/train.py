@@ -25,7 +25,6 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -42,12 +41,8 @@ from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
 from .run import Run, resume_config
+from .signals import STOP_SIGNALS, stop_signals
 from .step import Updates, iteration_phases
-
-# SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
-# SIGUSR1: what SLURM sends ahead of the time limit when asked to (sbatch --signal=USR1@120).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-
 
 class TrainingDiverged(RuntimeError):
     pass
@@ -55,17 +50,6 @@ class TrainingDiverged(RuntimeError):
 
 class Interrupted(Exception):
     """Training stopped on request (a signal) after writing a checkpoint: the run is resumable."""
-
-
-@contextmanager
-def stop_signals(handler):
-    """STOP_SIGNALS call `handler` inside the block (their previous handlers come back after)."""
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _ignore_stop_signals(worker_id: int):
