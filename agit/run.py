@@ -364,13 +364,13 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
     the pools and the weights were made with it. ResumeMismatch lists any that differ.
     """
     saved = state["config"]
-    cfg = Config.from_dict({**saved, **overrides})
-    changes = config_changes(saved, cfg.to_dict())
+    changes = config_changes(saved, {**saved, **overrides})  # before validating: a change the run refuses is the news
     learned = {k: v for k, v in changes.items() if k not in HOW_KEYS + RESCHEDULABLE_KEYS}
     if learned:
         raise ResumeMismatch(f"cannot resume {run.path} with {describe_changes(learned)}: that changes what the "
                              f"run learns (a resume may change the epochs and how the run computes, e.g. workers "
                              f"or compile); train a new run with another --out, or start over with --overwrite")
+    cfg = Config.from_dict({**saved, **overrides})
     if cfg.epochs < state["epoch"]:
         raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained "
                              f"{state['epoch']} epochs already")
