@@ -1,16 +1,19 @@
 """`agit …`: the command-line face of the package (notebooks are the other; both call the same functions).
 
 Exit status: 0 done; 2 an error, told in one line; 75 (EX_TEMPFAIL) `agit train` stopped by
-SIGINT, SIGTERM or SIGUSR1 after writing a checkpoint: interrupted, resumable with --resume.
+SIGINT, SIGTERM or SIGUSR1 after writing a checkpoint: interrupted, resumable with --resume;
+75 too for any command stopped by one of them elsewhere (at start-up, in translate): run it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
+from .signals import Stopped, stop_now, stop_signals
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
@@ -57,6 +60,10 @@ def cmd_translate(args) -> int:
     kinds = ["images", "attention"] + ["grid"] * args.grid + ["overlay"] * args.overlay
     scale = f"shorter side {args.size} px" if args.size else "each at its own size"
     print(f"{tally.summary()}\n({args.direction}, {scale}) -> {args.out}/{{{','.join(kinds)}}}")
+    if tally.stopped:
+        print(f"agit: interrupted by {tally.stopped} after {len(tally.translated)} images, "
+              f"{len(tally.not_reached)} not reached; run the same command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1 if tally.failed else 0
 
 
@@ -203,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def stoppable(command):
+    """Stop signals, from the first line on, end `command` with exit status 75 and one line:
+    where nothing is in progress that could be finished first (start-up: imports, building the
+    model), they stop it at once (signals.stop_now); train and translate finish an iteration or
+    an image first, with handlers of their own."""
+    @functools.wraps(command)
+    def run(argv=None) -> int:
+        with stop_signals(stop_now):
+            try:
+                return command(argv)
+            except Stopped as stop:
+                print(f"agit: interrupted by {stop}; run the same command again", file=sys.stderr)
+                return EXIT_INTERRUPTED
+    return run
+
+
+@stoppable
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 
 # Table 2 ablations plus CycleGAN (attention identically 1).
@@ -140,13 +141,8 @@ class Config:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        validate(self)
         self._check_method()
-        if self.update_order not in ("sequential", "joint"):
-            raise ValueError(f"update_order must be 'sequential' or 'joint', got {self.update_order!r}")
-        if self.gen_padding not in ("zeros", "reflect"):
-            raise ValueError(f"gen_padding must be 'zeros' or 'reflect', got {self.gen_padding!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.switch_epoch < 0:
@@ -156,16 +152,12 @@ class Config:
         if self.att_warmup_epochs and self.att_warmup_epochs >= self.switch_epoch and self.variant != "cyclegan":
             raise ValueError(f"att_warmup_epochs ({self.att_warmup_epochs}) must be below switch_epoch "
                              f"({self.switch_epoch}): the attention would never train (set att_warmup_epochs=0)")
-        if self.size % 4:
-            raise ValueError(f"size must be a multiple of 4 (two stride-2 stages), got {self.size}")
         if self.load_size is None:
             self.load_size = load_size_for(self.size)
 
     def _check_method(self):
         """Method and variant agree: 'cyclegan' is both a method and a variant (one switch, two
         spellings), and every baseline is attention-free, so its variant reads 'cyclegan'."""
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.method == "aggan" and self.variant == "cyclegan":
             self.method = "cyclegan"
         if self.method != "aggan":
@@ -173,19 +165,6 @@ class Config:
                 raise ValueError(f"variant {self.variant!r} ablates AGGAN's attention; "
                                  f"method {self.method!r} has none (use the default variant)")
             self.variant = "cyclegan"
-        choices = {"gan_loss": GAN_LOSSES, "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2"),
-                   "precision": PRECISIONS, "d_fake": ("composite", "raw"),
-                   "resize_filter": ("bilinear", "bicubic")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        if self.n_critic < 1 or self.clip < 0:
-            raise ValueError(f"n_critic must be >= 1 and clip >= 0, got {self.n_critic} and {self.clip}")
-        if self.method == "unit" and self.update_order != "joint":
-            raise ValueError("method 'unit' needs update_order='joint': both directions share its layers")
-        if self.method == "unit" and self.lambda_identity:
-            raise ValueError("lambda_identity does not apply to 'unit': its within-domain "
-                             "reconstruction (lambda_recon) plays that role")
 
     # -- what each variant switches (the model and loop ask these, never the name) --
     @property
@@ -254,6 +233,91 @@ def _checked(overrides: dict) -> dict:
         if key not in known:
             raise KeyError(f"unknown config key {key!r}")
     return overrides
+
+
+# -- what each field allows: `validate` (the schedule's fields: their relations are checked apart) --
+def _at_least(low):
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _odd(v):
+    return v % 2 == 1
+
+
+# What agit itself records in `extra` (profiles.Context.config_for): the run's key, its profile, its fork.
+EXTRA_KEYS = ("agit_run", "profile", "forked_from")
+# Each field's allowed values besides its type: (test, the range in words). The seed's bound:
+# an item's augmentation seed is (seed * 1000003 + epoch) * 1000003 + k, which must stay below 2**64.
+RANGES = {
+    "size": (lambda v: v % 4 == 0, "a multiple of 4 (F and A halve it twice)"),
+    "load_size": (lambda v: v is None or v >= 1, "none or >= size"),
+    "ngf": _at_least(1), "att_ngf": _at_least(1), "ndf": _at_least(1),
+    "n_res": _at_least(0), "d_layers": _at_least(0), "d_pad": _at_least(0),
+    "gen_last_kernel": (_odd, "odd (a 'same' convolution)"),
+    "att_up_kernel": (_odd, "odd (a 'same' convolution)"),
+    "att_last_kernel": (_odd, "odd (a 'same' convolution)"),
+    "lambda_cyc": _at_least(0), "lambda_identity": _at_least(0), "lambda_recon": _at_least(0),
+    "lambda_kl": _at_least(0), "clip": _at_least(0), "weight_decay": _at_least(0),
+    "tau": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "pool_size": _at_least(0), "n_critic": _at_least(1),
+    "iters_per_epoch": (lambda v: v is None or v >= 1, "none (one pass over the data) or >= 1"),
+    "lr": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"), "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "batch_size": _at_least(1), "seed": (lambda v: 0 <= v < 2**24, "in [0, 16777215]"),
+    "workers": _at_least(0), "sample_every": _at_least(0), "n_samples": _at_least(1),
+    "checkpoint_every": _at_least(1),
+    "extra": (lambda v: set(v) <= set(EXTRA_KEYS), f"a dict with keys among {', '.join(EXTRA_KEYS)}"),
+}
+CHOICES = {"variant": VARIANTS, "method": METHODS, "gan_loss": GAN_LOSSES, "precision": PRECISIONS,
+           "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2"), "d_fake": ("composite", "raw"),
+           "resize_filter": ("bilinear", "bicubic"), "update_order": ("sequential", "joint"),
+           "gen_padding": ("zeros", "reflect")}
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,), "None": (type(None),)}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "dict": "a dict", "None": "none"}
+
+
+def validate(cfg: Config) -> None:
+    """Check every field's type, range and relations to other fields (the schedule's relations
+    aside), before anything is built or written; one ValueError, one line, naming each field
+    that fails with its value and what it allows."""
+    faults = [f"{f.name} must be {' or '.join(_TYPE_WORDS[t] for t in f.type.split(' | '))}, "
+              f"got {getattr(cfg, f.name)!r}" for f in fields(cfg) if not _typed(getattr(cfg, f.name), f.type)]
+    if not faults:
+        faults = [f"{name} must be {words}, got {getattr(cfg, name)!r}"
+                  for name, (test, words) in RANGES.items() if not test(getattr(cfg, name))]
+        faults += [f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}"
+                   for name, allowed in CHOICES.items() if getattr(cfg, name) not in allowed]
+    if not faults:
+        faults = _relations(cfg)
+    if faults:
+        raise ValueError("; ".join(faults))
+
+
+def _typed(value, annotation: str) -> bool:
+    """`value` is of the field's type (bools are not numbers; numbers are finite)."""
+    kinds = tuple(t for name in annotation.split(" | ") for t in _TYPES[name])
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds) and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _relations(cfg: Config) -> list[str]:
+    from .nets import smallest_side  # nets builds on Config
+
+    faults = []
+    least = smallest_side(cfg)
+    if cfg.size < least:
+        faults.append(f"size must be >= {least} for these networks (F and A halve it twice; D has d_layers "
+                      f"{cfg.d_layers}, d_pad {cfg.d_pad}), got {cfg.size}")
+    if cfg.load_size is not None and cfg.load_size < cfg.size:
+        faults.append(f"load_size must be none or >= size {cfg.size} (the crop is taken from it), got {cfg.load_size}")
+    if cfg.method == "unit" and cfg.update_order != "joint":
+        faults.append("method 'unit' needs update_order='joint': both directions share its layers")
+    if cfg.method == "unit" and cfg.lambda_identity:
+        faults.append("lambda_identity does not apply to 'unit': its within-domain "
+                      "reconstruction (lambda_recon) plays that role")
+    return faults
 
 
 PRESETS: dict[str, dict] = {

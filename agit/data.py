@@ -120,12 +120,27 @@ def _open_rgb(path: Path) -> Image.Image:
         return to_rgb(image)
 
 
+@contextlib.contextmanager
+def _reading(path):
+    """A bad image file as one DataError naming it (a symlink loop, a decompression bomb included)."""
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL raises all of these
+        raise DataError(f"cannot read image {path} ({err})") from None
+
+
 def read_rgb(path: str | Path) -> torch.Tensor:
     """An image file as a uint8 tensor 3×H×W."""
-    try:
+    with _reading(path):
         return TF.pil_to_tensor(_open_rgb(Path(path)))
-    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three on bad files
-        raise DataError(f"cannot read image {path} ({err})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file as `read_rgb` gives it (upright), from its header: nothing decoded."""
+    with _reading(path), Image.open(path) as image:
+        width, height = image.size
+        turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations with a quarter turn
+        return (width, height) if turned else (height, width)
 
 
 def read_mask(path: Path) -> torch.Tensor:
@@ -212,11 +227,10 @@ class DomainFolder(Dataset):
         side = self.load_size if self.augment else self.size
         key = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.paths]
         file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px_{self.interpolation.value}.pt"
-        if file.is_file():
-            saved = torch.load(file, mmap=True, weights_only=True)
-            if saved["key"] == [list(k) for k in key]:
-                self._skip(saved["unreadable"], "cached as unreadable")
-                return saved["images"]
+        saved = _load_cache(file, len(self.paths), side)
+        if saved is not None and saved["key"] == [list(k) for k in key]:
+            self._skip(saved["unreadable"], "cached as unreadable")
+            return saved["images"]
         images = torch.zeros(len(self.paths), 3, side, side, dtype=torch.uint8)
         unreadable = []
         for i, path in enumerate(tqdm(self.paths, desc=f"caching {self.folder.name} at {side} px", leave=False)):
@@ -254,6 +268,26 @@ class DomainFolder(Dataset):
 
         return transform
 
+
+def _load_cache(file: Path, n: int, side: int) -> dict | None:
+    """The image cache `file` if it is one agit wrote for `n` images of `side` px; else None (rebuilt).
+
+    A truncated, crafted or foreign file is said and replaced: the cache is only derived data.
+    """
+    if not file.is_file():
+        return None
+    try:
+        saved = torch.load(file, mmap=True, weights_only=True)
+        images = saved["images"]
+        if not (isinstance(saved["key"], list) and isinstance(images, torch.Tensor)
+                and images.dtype == torch.uint8 and tuple(images.shape) == (n, 3, side, side)
+                and all(isinstance(i, int) and 0 <= i < n for i in saved["unreadable"])):
+            raise ValueError("not the layout agit writes")
+    except Exception as err:  # noqa: BLE001 - whatever the file holds, it is rebuilt, never trusted
+        warnings.warn(f"ignoring the image cache {file}: truncated, crafted or not agit's "
+                      f"({type(err).__name__}); rebuilding it", stacklevel=4)
+        return None
+    return saved
 
 def pair_indices(n_a: int, n_b: int, epoch: int, seed: int, shuffle: bool) -> list[tuple[int, int]]:
     """The (a, b) index pairs of one epoch: max(n_a, n_b) of them, so every image of both domains is used.

@@ -25,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .data import DomainFolder, counterfactual_folder_for, domain_folders, mask_folder_for
 from .features import EXTRACTORS, label_cnn, to_uint8
-from .metrics import METRIC_KEYS, Reference, evaluate_direction
+from .metrics import METRIC_KEYS, Reference, check_kid_protocol, evaluate_direction
 from .model import DIRECTIONS, REVERSE, AGGAN
 from .run import Run
 
@@ -110,6 +110,7 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     """Every metric, both directions; writes and returns RUN/metrics.json's flat dict."""
     if kid not in KID_EXTRACTORS:
         raise ValueError(f"--kid must be one of {', '.join(KID_EXTRACTORS)}, got {kid!r}")
+    check_kid_protocol(kid_subsets, kid_subset_size)
     start = time.time()
     run = Run(run_dir)
     model = run.load_model(device=device)

@@ -53,6 +53,13 @@ def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
     return float(xx + yy - 2 * kernel(x, y).mean())
 
 
+def check_kid_protocol(subsets: int, subset_size: int) -> None:
+    """KID is a mean over at least one subset; the unbiased MMD needs two images per subset."""
+    if subsets < 1 or subset_size < 2:
+        raise ValueError(f"KID needs --kid-subsets >= 1 and --kid-subset-size >= 2, "
+                         f"got {subsets} and {subset_size}")
+
+
 def subset_mmds(
     feats_a: Tensor,
     feats_b: Tensor,
@@ -66,6 +73,7 @@ def subset_mmds(
     The draws replay torch-fidelity's (one seeded RandomState, alternating a and b),
     so the same seed gives the same subsets as its KID.
     """
+    check_kid_protocol(subsets, subset_size)
     for feats, name in zip((feats_a, feats_b), names):
         if len(feats) < subset_size:
             raise ValueError(

@@ -140,6 +140,25 @@ class Discriminator(nn.Module):
         return self.last(self.pad(x))
 
 
+# F and A halve an image twice; 2 px must be left there (reflect padding, instance norm over more than one pixel).
+MIN_SIDE = 8
+
+
+def smallest_side(cfg: Config) -> int:
+    """The least training image side (a multiple of 4) that every network of `cfg` takes.
+
+    F and A need MIN_SIDE. D's 4x4 convolutions, each after `d_pad` px of zeros, shrink the
+    image: going back from its last layer (one output pixel) through each conv, whose
+    instance norm needs 2 px a side, gives the least input (70 px without padding: the
+    PatchGAN's receptive field).
+    """
+    need = 4 - 2 * cfg.d_pad  # input side of D's last conv for one output pixel
+    for i, stride in reversed(list(enumerate([2] * cfg.d_layers + [1]))):
+        has_norm = i > 0 or cfg.d_norm_first
+        need = (max(need, 2 if has_norm else 1) - 1) * stride + 4 - 2 * cfg.d_pad
+    return max(MIN_SIDE, -(-need // 4) * 4)
+
+
 def init_weights(module: nn.Module):
     """The released code's init: truncated normal (std 0.02) convs, zero bias, IN scale ~ N(1, 0.02)."""
     for m in module.modules():

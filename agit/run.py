@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import math
@@ -185,7 +186,8 @@ class Run:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-            if "Weights only load failed" in str(err):
+            # torch names the global a crafted file asks for; other refusals are bytes that are no pickle
+            if "Weights only load failed" in str(err) and "GLOBAL" in str(err):
                 raise UnsafeCheckpoint(
                     f"refusing to load {path}: it holds more than tensors and plain values "
                     f"({_unsupported(err)}), and unpickling it could run code") from None
@@ -193,13 +195,21 @@ class Run:
                 f"cannot read checkpoint {path}: truncated or corrupt ({_first_line(err)})") from None
         if not isinstance(state, dict) or not set(STATE_KEYS) <= state.keys():
             raise UnreadableCheckpoint(f"{path} is not an agit checkpoint (it lacks {', '.join(STATE_KEYS)})")
+        for key, kind in (("epoch", int), ("step", int), ("config", dict), ("model", dict)):
+            value = state[key]
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+                raise UnreadableCheckpoint(f"{path} is not an agit checkpoint (its {key} is {state[key]!r})")
+        if "checksum" in state and state["checksum"] != state_checksum(state):
+            raise UnreadableCheckpoint(f"cannot read checkpoint {path}: corrupt (its tensors do not match "
+                                       f"the checksum written with them)")
         return state
 
     def resume_point(self, mmap: bool = False) -> tuple[Path, dict, list[str]] | None:
         """(path, state) of the newest readable checkpoint, with why each newer one was passed
         over; None if the run has none. An unsafe file is never passed over: it raises."""
-        passed = []
-        for path in self.checkpoints():
+        found = self.checkpoints()
+        passed = [] if self.latest.is_file() or not found else [f"{self.latest} is missing"]
+        for path in found:
             try:
                 return path, self.load_checkpoint(path, mmap=mmap), passed
             except UnsafeCheckpoint:
@@ -236,7 +246,7 @@ class Run:
         as it was and raises CheckpointError saying so. Returns the last file written."""
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        torch.save({**state, "checksum": state_checksum(state)}, buffer)
         targets = [self.latest] + ([self.epoch_checkpoint(epoch)] if epoch is not None else [])
         for target in targets:
             try:
@@ -354,13 +364,13 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
     the pools and the weights were made with it. ResumeMismatch lists any that differ.
     """
     saved = state["config"]
-    cfg = Config.from_dict({**saved, **overrides})
-    changes = config_changes(saved, cfg.to_dict())
+    changes = config_changes(saved, {**saved, **overrides})  # before validating: a change the run refuses is the news
     learned = {k: v for k, v in changes.items() if k not in HOW_KEYS + RESCHEDULABLE_KEYS}
     if learned:
         raise ResumeMismatch(f"cannot resume {run.path} with {describe_changes(learned)}: that changes what the "
                              f"run learns (a resume may change the epochs and how the run computes, e.g. workers "
                              f"or compile); train a new run with another --out, or start over with --overwrite")
+    cfg = Config.from_dict({**saved, **overrides})
     if cfg.epochs < state["epoch"]:
         raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained "
                              f"{state['epoch']} epochs already")
@@ -390,12 +400,40 @@ def _write_atomically(target: Path, data) -> None:
             os.close(dir_fd)
 
 
+def state_checksum(state: dict) -> str:
+    """A digest of a checkpoint's tensors and plain values (its "checksum" entry aside): torch.load
+    does not check the bytes of tensor data, so a flipped bit would otherwise be trained on."""
+    digest = hashlib.blake2b(digest_size=16)
+
+    def add(value):
+        if isinstance(value, torch.Tensor):
+            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                if key != "checksum":
+                    digest.update(repr(key).encode())
+                    add(value[key])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                add(item)
+        else:
+            digest.update(repr(value).encode())
+
+    add(state)
+    return digest.hexdigest()
+
+
 def _why(err: OSError) -> str:
     words = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
     return words.get(err.errno, f"cannot write ({err.strerror or err})")
 
 
 def _first_line(err: BaseException) -> str:
+    """The error's first line; for torch's weights-only refusal, what its unpickler found."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
+    if found:
+        return found.group(1).strip()
     return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 

@@ -25,7 +25,6 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -42,12 +41,8 @@ from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
 from .run import Run, resume_config
+from .signals import STOP_SIGNALS, stop_signals
 from .step import Updates, iteration_phases
-
-# SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
-# SIGUSR1: what SLURM sends ahead of the time limit when asked to (sbatch --signal=USR1@120).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-
 
 class TrainingDiverged(RuntimeError):
     pass
@@ -55,17 +50,6 @@ class TrainingDiverged(RuntimeError):
 
 class Interrupted(Exception):
     """Training stopped on request (a signal) after writing a checkpoint: the run is resumable."""
-
-
-@contextmanager
-def stop_signals(handler):
-    """STOP_SIGNALS call `handler` inside the block (their previous handlers come back after)."""
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _ignore_stop_signals(worker_id: int):
@@ -186,9 +170,12 @@ def _check_finite(losses: dict[str, float], run: Run, epoch: int, step: int):
     """TrainingDiverged, naming the losses that are NaN or infinite and the checkpoint that is kept."""
     bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
     if bad:
-        kept = f"last good checkpoint: {run.latest}" if run.latest.exists() else "no checkpoint was written yet"
+        kept = f"the last checkpoint, from before it: {run.latest}" if run.latest.exists() \
+            else "no checkpoint was written yet"
+        # not "--resume --set lr=…": a resume keeps what the run learns with, lr included
         raise TrainingDiverged(f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {epoch + 1}, "
-                               f"iteration {step}; stopping ({kept}). Try a lower --set lr=…")
+                               f"iteration {step}; stopping ({kept}). A resume would diverge again: train "
+                               f"a new run with a lower --set lr=… (another --out, or --overwrite)")
 
 
 def _say_resumed(run: Run, path: Path, state: dict, passed: list[str], changed: dict):

@@ -19,7 +19,9 @@ Evaluation (KID, Table 1's protocol) translates at the training size instead:
 
 from __future__ import annotations
 
+import errno
 import math
+import signal
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +35,11 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
-from .data import IMG_EXTENSIONS, DataError, read_rgb
+from .data import IMG_EXTENSIONS, DataError, image_size, read_rgb
 from .features import to_uint8
 from .model import DIRECTIONS, AGGAN, Translation
-from .nets import Discriminator
-
-# Two halvings of an 8-px side leave 2 px, the least the residual blocks' reflect padding takes.
-MIN_SIDE = 8
+from .nets import MIN_SIDE, Discriminator
+from .signals import stop_signals
 
 
 class ImageTooLarge(DataError):
@@ -110,17 +110,77 @@ def bytes_per_pixel(model: nn.Module, direction: str = "s2t") -> float:
 
 
 def free_memory(device: torch.device) -> int:
-    """Bytes that a translation may still take on `device`."""
+    """Bytes that a translation may still take on `device`: on a CPU, the host's available
+    memory or what the process's memory cgroup still allows, whichever is less."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return psutil.virtual_memory().available
+    left = cgroup_memory_left()
+    available = psutil.virtual_memory().available
+    return available if left is None else min(available, left)
+
+
+def cgroup_memory_left(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes the memory cgroups of this process still allow (the tightest of its cgroup and
+    their parents); None where none sets a limit.
+
+    A container, a SLURM job or systemd-run limits memory this way, and the host's available
+    memory (psutil) does not show it: an image that seemed to fit was OOM-killed (exit 137).
+    cgroup v2: memory.max; v1: memory.limit_in_bytes. Used is the usage less the inactive
+    file cache, which the kernel reclaims before it kills (the working set, as docker counts).
+    """
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    left = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            bases, files = (root, root / "unified"), ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            bases, files = (root / "memory",), ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        for base in bases:
+            folder = base / path.lstrip("/")
+            for level in (folder, *folder.parents):
+                if not level.is_relative_to(base):
+                    break
+                limit, used = _read_bytes(level / files[0]), _read_bytes(level / files[1])
+                if limit is not None and used is not None and limit < 2**62:  # v1 writes "no limit" as ~2**63
+                    left.append(limit - used + _memory_stat(level / "memory.stat", files[2]))
+    return max(0, min(left)) if left else None
+
+
+def _read_bytes(file: Path) -> int | None:
+    try:
+        return int(file.read_text())
+    except (OSError, ValueError):  # absent, or "max" (no limit)
+        return None
+
+
+def _memory_stat(file: Path, key: str) -> int:
+    try:
+        return next((int(line.split()[1]) for line in file.read_text().splitlines() if line.split()[0] == key), 0)
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
     """(height, width) with the shorter side `shorter`, the aspect ratio kept."""
     scale = shorter / min(height, width)
     return max(shorter, round(height * scale)), max(shorter, round(width * scale))
+
+
+def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """The (height, width) the networks see: the image's own, or with its shorter side `size`."""
+    if size is not None and size < MIN_SIDE:
+        raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
+    if size is None and min(height, width) < MIN_SIDE:
+        raise DataError(f"{width}×{height} px is too small: the networks need at least {MIN_SIDE} px a side "
+                        "(--size N, or size=N, enlarges it)")
+    return (height, width) if size is None else resized_shape(height, width, size)
 
 
 def check_fits(model: nn.Module, height: int, width: int, direction: str, device: torch.device):
@@ -150,16 +210,10 @@ def translate_image(model: AGGAN, x: torch.Tensor, direction: str = "s2t", size:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     height, width = x.shape[-2:]
-    if size is not None and size < MIN_SIDE:
-        raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
-    if size is None and min(height, width) < MIN_SIDE:
-        raise DataError(f"{width}×{height} px is too small: the networks need at least {MIN_SIDE} px a side "
-                        "(--size N, or size=N, enlarges it)")
-    work = x
-    if size is not None and size != min(height, width):
-        work = TF.resize(x, list(resized_shape(height, width, size)), InterpolationMode.BICUBIC,
-                         antialias=True).clamp(-1, 1)
-    check_fits(model, *work.shape[-2:], direction, x.device)
+    shape = working_shape(height, width, size)
+    check_fits(model, *shape, direction, x.device)  # before the resize: that alone may not fit
+    work = x if shape == (height, width) else \
+        TF.resize(x, list(shape), InterpolationMode.BICUBIC, antialias=True).clamp(-1, 1)
     tr = _translate_padded(model, work, direction)
     if work is x:
         return tr
@@ -187,14 +241,17 @@ class Tally:
     translated: list[Path] = field(default_factory=list)
     skipped: dict[Path, str] = field(default_factory=dict)
     failed: dict[Path, str] = field(default_factory=dict)
+    not_reached: dict[Path, str] = field(default_factory=dict)  # after a stop signal: its name
+    stopped: str | None = None
 
     @property
     def found(self) -> int:
-        return len(self.translated) + len(self.skipped) + len(self.failed)
+        return len(self.translated) + len(self.skipped) + len(self.failed) + len(self.not_reached)
 
     def summary(self, shown: int = 20) -> str:
         lines = [f"translated {len(self.translated)} of {self.found} entries"]
-        for what, reasons in (("skipped", self.skipped), ("failed", self.failed)):
+        for what, reasons in (("skipped", self.skipped), ("failed", self.failed),
+                              (f"not reached ({self.stopped})", self.not_reached)):
             if reasons:
                 lines.append(f"{what} {len(reasons)}:")
                 items = list(reasons.items())
@@ -211,21 +268,23 @@ def output_name(relative: Path) -> Path:
 
 
 def find_inputs(source: Path, recursive: bool, out_dir: Path) -> tuple[dict[Path, Path], dict[Path, str]]:
-    """({image: path relative to source}, {skipped entry: why}), both in name order."""
+    """({image: path relative to source}, {skipped entry: why}), both in name order. An `out_dir`
+    equal to or inside `source` is refused: its outputs would be taken for inputs, or replace them."""
     if source.is_file():
         if source.suffix.lower() in IMG_EXTENSIONS:
             return {source: Path(source.name)}, {}
         return {}, {source: "not an image"}
     if not source.is_dir():
         raise DataError(f"no such file or folder: {source}")
-    out_dir = out_dir.resolve()
+    if out_dir.resolve() == source.resolve() or source.resolve() in out_dir.resolve().parents:
+        raise DataError(f"--out {out_dir} is within --input {source}: the translations would land among the "
+                        f"images to translate; choose an --out outside it")
     images, skipped = {}, {}
     for path in sorted(source.rglob("*") if recursive else source.iterdir()):
-        resolved = path.resolve()
-        if resolved == out_dir:
-            skipped[path] = "the output folder"
-        elif out_dir in resolved.parents or (recursive and path.is_dir()):
-            continue  # the output folder's contents; or a folder whose files are listed themselves
+        if recursive and path.is_dir():
+            continue  # a folder whose files are listed themselves
+        elif _loops(path):
+            skipped[path] = "a symbolic link that loops"
         elif path.is_dir():
             skipped[path] = "a folder (--recursive translates the folders inside too)"
         elif path.suffix.lower() not in IMG_EXTENSIONS:
@@ -233,6 +292,16 @@ def find_inputs(source: Path, recursive: bool, out_dir: Path) -> tuple[dict[Path
         else:
             images[path] = path.relative_to(source)
     return images, skipped
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13: "Symlink loop"
+        return True
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
 
 
 def attention_uint8(a: torch.Tensor) -> torch.Tensor:
@@ -266,27 +335,42 @@ def translate_folder(model: AGGAN, source, direction: str, out_dir, size: int | 
     OUT/attention/sub/photo.jpg.png, both at the input's size; with `grid`
     OUT/grid/… (input | attention | output), with `with_overlay` OUT/overlay/….
     Sub-folders are entered only with `recursive`. An unreadable or too-large image
-    is a failure with its reason, and the others go on; the Tally accounts for
-    every entry found.
+    (checked from its header, before it is decoded) is a failure with its reason, and the
+    others go on. A stop signal (Ctrl-C, SIGTERM) ends the folder after the current image:
+    the rest is `not_reached` and `stopped` names the signal. The Tally accounts for every
+    entry found.
     """
     source, out = Path(source), Path(out_dir)
     images, skipped = find_inputs(source, recursive, out)
     tally = Tally(skipped=skipped)
     device = next(model.parameters()).device
-    for path, relative in tqdm(images.items(), desc=f"translating ({direction})", disable=not progress):
-        name = output_name(relative)
-        try:
-            pixels = read_rgb(path)
-            tr = translate_image(model, pixels[None].to(device).float() / 127.5 - 1, direction, size)
-            output, attention = to_uint8(tr.image[0]), attention_uint8(tr.attention[0])
-            _write(output, out / "images" / name)
-            _write(attention, out / "attention" / name)
-            if grid:
-                _write(side_by_side(pixels.to(device), attention, output), out / "grid" / name)
-            if with_overlay:
-                _write(overlay(pixels.to(device), attention), out / "overlay" / name)
-        except (DataError, OSError, torch.OutOfMemoryError) as err:
-            tally.failed[path] = str(err)
-            continue
-        tally.translated.append(path)
+    stops = []
+    with stop_signals(lambda signum, frame: stops.append(signal.Signals(signum).name)):
+        for path, relative in tqdm(images.items(), desc=f"translating ({direction})", disable=not progress):
+            if stops:
+                tally.stopped = stops[0]
+                tally.not_reached[path] = stops[0]
+                continue
+            _translate_file(model, path, out, output_name(relative), direction, size, grid, with_overlay, tally)
     return tally
+
+
+def _translate_file(model: AGGAN, path: Path, out: Path, name: Path, direction: str, size: int | None,
+                    grid: bool, with_overlay: bool, tally: Tally):
+    """One image of `translate_folder`, its outcome entered in `tally`."""
+    device = next(model.parameters()).device
+    try:
+        check_fits(model, *working_shape(*image_size(path), size), direction, device)
+        pixels = read_rgb(path)
+        tr = translate_image(model, pixels[None].to(device).float() / 127.5 - 1, direction, size)
+        output, attention = to_uint8(tr.image[0]), attention_uint8(tr.attention[0])
+        _write(output, out / "images" / name)
+        _write(attention, out / "attention" / name)
+        if grid:
+            _write(side_by_side(pixels.to(device), attention, output), out / "grid" / name)
+        if with_overlay:
+            _write(overlay(pixels.to(device), attention), out / "overlay" / name)
+    except (DataError, OSError, torch.OutOfMemoryError) as err:
+        tally.failed[path] = str(err)
+        return
+    tally.translated.append(path)

@@ -124,7 +124,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(ci_cfg, tm
     t.fit(epochs=1, progress=False)
     good = (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes()
     t.train_step = lambda s, u: {"adv_s2t": math.nan, "d_s2t": 0.1}
-    with pytest.raises(TrainingDiverged, match=r"adv_s2t=nan at epoch 2.*last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"adv_s2t=nan at epoch 2.*the last checkpoint, from before it: .*latest.pt\). A resume would diverge again: train a new run with a lower --set lr=… \(another --out, or --overwrite\)$"):
         t.fit(progress=False)
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes() == good
 

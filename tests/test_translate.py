@@ -147,11 +147,13 @@ def test_folder_names_never_collide_and_every_entry_is_counted(blind, tmp_path):
         assert not pixels(out / "attention" / f"{name}.png").any()
         assert pixels(out / "grid" / f"{name}.png").shape == (h + 4, 3 * w + 8, 3)
 
-    tally = translate_folder(blind, src, "s2t", src / "out", recursive=True)
+    tally = translate_folder(blind, src, "s2t", tmp_path / "rec", recursive=True)
     assert len(tally.translated) == 3 and tally.found == 5 and not any("folder" in w for w in tally.skipped.values())
-    assert np.array_equal(pixels(src / "out" / "images" / "sub" / "deep.png.png"), inputs["sub/deep.png"])
-    tally = translate_folder(blind, src, "s2t", src / "out", recursive=True)  # again: not its own outputs
-    assert len(tally.translated) == 3 and tally.found == 6 and tally.skipped[src / "out"] == "the output folder"
+    assert np.array_equal(pixels(tmp_path / "rec" / "images" / "sub" / "deep.png.png"), inputs["sub/deep.png"])
+    for inside in (src, src / "sub", src / "new"):  # outputs among the inputs: refused before anything is written
+        with pytest.raises(DataError, match=f"--out {inside} is within --input {src}: .* choose an --out outside it"):
+            translate_folder(blind, src, "s2t", inside, recursive=True)
+    assert not (src / "new").exists() and not (src / "images").exists()
 
 
 def test_exif_orientation_is_applied_before_translating(blind, tmp_path):
