@@ -33,7 +33,8 @@ from pathlib import Path
 
 from .config import PRESETS, Config, preset
 from .jobs import ensure_runs, executor_from
-from .locks import FolderLocked, folder_lock
+from .data import dataset_lock
+from .locks import FolderLocked
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
 STAGES = ("00_tutorial", "00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
@@ -392,11 +393,5 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
         lines = "\n".join(f"  {i}. {type(e).__name__}: {e}" for i, e in enumerate(problems, 1))
         raise type(problems[0])(f"profile {profile['name']!r} cannot start; {len(problems)} things are missing:\n{lines}")
     return paths
-
-
-def dataset_lock(data_root: Path, name: str):
-    """The lock of `data_root/name` while it is made or fetched (two processes would collide on
-    its staging folder)."""
-    return folder_lock(Path(data_root) / f".{name}.lock", f"dataset {Path(data_root) / name}")
 
 
