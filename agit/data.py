@@ -33,7 +33,7 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from .config import load_size_for
-from .files import write_atomically
+from .files import why, write_atomically
 from .locks import folder_lock
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -329,6 +329,9 @@ def staged_folder(target: str | Path, replace: bool = False):
     staging.mkdir(parents=True)
     try:
         yield staging
+    except OSError as err:  # a full disk: say so in one line, naming the dataset
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"{why(err)} while making {target}; {'it is as it was' if target.exists() else 'nothing was left'}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

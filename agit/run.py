@@ -145,13 +145,9 @@ class Run:
         return Config.from_dict(self.config_dict())
 
     def write_config(self, cfg: Config) -> None:
-        self._write(self.config_file, cfg.to_json())
-
-    def _write(self, path: Path, text: str) -> None:
-        """A run file, whole or not at all (agit.files); a failed write says where the run stands."""
         try:
-            write_atomically(path, text)
-        except WriteFailed as err:
+            write_atomically(self.config_file, cfg.to_json())
+        except WriteFailed as err:  # as a run starts or resumes: say where it stands
             raise RunError(f"{err}; {self._intact()}") from None
 
     def log(self) -> list[dict]:
@@ -223,14 +219,14 @@ class Run:
 
     def write_metrics(self, metrics: dict) -> None:
         self._refuse_foreign(["metrics.json"])
-        self._write(self.metrics_file, json.dumps(metrics, indent=1, sort_keys=True))
+        write_atomically(self.metrics_file, json.dumps(metrics, indent=1, sort_keys=True))
 
     def write_readme(self, text: str) -> bool:
         """RUN/README.md (marked as agit's), unless the folder holds a README.md of the user's,
         which is kept: returns whether it was written."""
         if self.readme_file.exists() and not _ours(self.readme_file):
             return False
-        self._write(self.readme_file, README_MARK + text)
+        write_atomically(self.readme_file, README_MARK + text)
         return True
 
     # -- checkpoints: reading ---------------------------------------------------------------
