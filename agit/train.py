@@ -333,9 +333,10 @@ class Trainer:
         if now != self.data_fingerprint:
             kept = (f"{self.run.latest} (epoch {self.run.progress()[0]}) holds training on the old data only"
                     if self.run.latest.exists() else "no checkpoint was written")
+            done = f"{self.epoch} epochs" + (f" and {self.step} iterations" if self.step else "")
             raise DataError(f"the dataset {self.cfg.data} changed while training (fingerprint {self.data_fingerprint}, "
-                            f"now {now}): stopped at epoch {self.epoch + 1}, iteration {self.step}, without a "
-                            f"checkpoint; {kept}. Restore the data and --resume, or train a new run")
+                            f"now {now}): stopped with {done} done, without a checkpoint; {kept}. "
+                            f"Restore the data and --resume, or train a new run")
         path = self.run.save_checkpoint(self.state_dict(), self.epoch if epoch_file else None)
         self._saved_at = (self.epoch, self.step)
         return path
