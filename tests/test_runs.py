@@ -28,7 +28,7 @@ from agit.run import Run, UnsafeCheckpoint
 from agit.synthetic import make_synthetic
 from agit.train import Interrupted, Trainer
 
-from helpers import assert_same_training, stop_during
+from helpers import assert_same_training, hold_lock, stop_during
 
 FORK = multiprocessing.get_context("fork")
 # ci with --epochs 1 has its switch at the last epoch: the "no stage 2" warning is checked once, below
@@ -101,23 +101,6 @@ def test_a_finished_run_is_never_overwritten_silently(tiny_data, tmp_path, capsy
 
 
 # -- 2. one process per folder ------------------------------------------------------------------
-
-
-def _hold(lock_file, held, release):
-    from agit.locks import folder_lock
-
-    with folder_lock(lock_file, "a test's folder"):
-        held.set()
-        release.wait(60)
-
-
-def hold_lock(lock_file):
-    """A live process holding `lock_file`: (process, event that releases it)."""
-    held, release = FORK.Event(), FORK.Event()
-    child = FORK.Process(target=_hold, args=(lock_file, held, release))
-    child.start()
-    assert held.wait(30)
-    return child, release
 
 
 def test_a_second_training_process_is_refused_naming_the_first(tiny_data, tmp_path, capsys):
