@@ -34,6 +34,7 @@ from pathlib import Path
 from .config import PRESETS, Config, preset
 from .jobs import ensure_runs, executor_from
 from .data import dataset_lock
+from .files import write_atomically
 from .locks import FolderLocked
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
@@ -292,16 +293,14 @@ class Context:
                 return saved["scores"]
         scores = evaluate_references(self.dataset_path(dataset), size, kid["extractor"], device=self.device or "cpu",
                                      kid_subsets=kid["subsets"], kid_subset_size=kid["subset_size"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_jsonable({"stamp": stamp, "scores": scores}), indent=1))
+        write_atomically(path, json.dumps(_jsonable({"stamp": stamp, "scores": scores}), indent=1))
         return scores
 
     def record(self, stage: str, numbers: dict) -> Path:
         """Write a notebook's key numbers to `<out>/notebooks/<stage>.json` (NaN as null)."""
-        self.notebooks_dir.mkdir(parents=True, exist_ok=True)
         path = self.notebooks_dir / f"{stage}.json"
         payload = {"stage": stage, "profile": self.name, **_jsonable(numbers)}
-        path.write_text(json.dumps(payload, indent=1, sort_keys=True))
+        write_atomically(path, json.dumps(payload, indent=1, sort_keys=True))
         return path
 
 
