@@ -51,9 +51,11 @@ from .locks import folder_lock
 # shows the old run's settings or code, even when the new one is stopped before it ends.
 RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints", "provenance.json", "README.md")
 # The fields that tell agit's JSON files from a user's file of the same name.
-JSON_FIELDS = {"config.json": ("preset", "method", "variant", "data"), "log.jsonl": ("kind",),
+JSON_FIELDS = {"config.json": ("preset", "variant", "data"), "log.jsonl": ("kind",),
                "metrics.json": ("kid_extractor",), "provenance.json": ("agit", "commit")}
 README_MARK = "<!-- agit: this run's summary, rewritten when training ends; `agit info RUN` prints it -->\n"
+# agit's files inside samples/ and checkpoints/ (with the temporary files of agit.files)
+OWN_IN_FOLDER = {"samples": ("epoch_*.png",), "checkpoints": ("latest.pt", "epoch_*.pt", ".*.tmp")}
 STATE_KEYS = ("model", "config", "epoch", "step")
 
 
@@ -350,7 +352,7 @@ class Run:
         for name in found:
             path = self.path / name
             if path.is_dir():  # samples/, checkpoints/: agit's files in it, then the folder if that empties it
-                for file in [*path.glob("epoch_*.png"), *path.glob("*.pt"), *path.glob("*.tmp")]:
+                for file in [f for pattern in OWN_IN_FOLDER[name] for f in path.glob(pattern)]:
                     file.unlink()
                 with contextlib.suppress(OSError):
                     path.rmdir()
@@ -455,13 +457,14 @@ def _ours(path: Path) -> bool:
     name: samples/ and checkpoints/ holding agit's files, the marked README.md, JSON with agit's
     fields. An empty file holds nothing to lose: agit's, cut short."""
     if path.is_dir():
-        return any(path.glob("epoch_*.png" if path.name == "samples" else "*.pt"))
+        return any(f for pattern in OWN_IN_FOLDER[path.name][:2] for f in path.glob(pattern))
     with open(path, "rb") as file:
         head = file.read(64 * 1024)
     if not head:
         return True
-    if path.name == "README.md":
-        return head.startswith(README_MARK.encode())
+    if path.name == "README.md":  # or one that agit wrote before it marked them (its last line, word for word)
+        return head.startswith(README_MARK.encode()) or (head.startswith(b"# Run `")
+                                                          and b"Files: `config.json` (every setting)" in head)
     try:
         content = json.loads(head.split(b"\n")[0] if path.suffix == ".jsonl" else path.read_bytes())
     except ValueError:
