@@ -169,8 +169,10 @@ class Run:
         lines = text.split("\n")
         rows, torn = [], lines.pop()  # the text after the last newline: '' unless a write was cut short
         for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
-                rows.append(json.loads(line)) if line.strip() else None
+                rows.append(json.loads(line))
             except ValueError as err:
                 raise RunError(f"cannot read {self.log_file}: line {number} is not a JSON row ({err}); "
                                f"the file was changed by something other than agit") from None
@@ -181,14 +183,27 @@ class Run:
         """log.jsonl opened for appending rows with `write(row)`, each flushed as written
         (`tail -f` shows progress; a hard kill loses no finished iteration's row). A write that
         fails (a full disk) stops with one line; the row it cut short is dropped on the next read."""
-        self.path.mkdir(parents=True, exist_ok=True)  # a loop written by hand need not have called fit()
         try:
+            self.path.mkdir(parents=True, exist_ok=True)  # a loop written by hand need not have called fit()
             self._cut_torn_line()
-            with open(self.log_file, "a", buffering=1) as file:
-                yield lambda row: file.write(json.dumps(row) + "\n")
+            file = open(self.log_file, "ab", buffering=0)  # unbuffered: nothing is left to flush after a failure
         except OSError as err:
-            raise RunError(f"{WriteFailed(err, self.log_file)}; {self._intact()}, and --resume goes on "
-                           f"from there once the disk has room") from None
+            raise self._log_failed(err) from None
+
+        def write(row: dict):
+            data = memoryview((json.dumps(row) + "\n").encode())
+            try:
+                while data:  # a write may take part of the row (a disk filling up), then fail on the rest
+                    data = data[file.write(data):]
+            except OSError as err:
+                raise self._log_failed(err) from None
+
+        with file:
+            yield write
+
+    def _log_failed(self, err: OSError) -> RunError:
+        return RunError(f"{WriteFailed(err, self.log_file)}; {self._intact()}, and --resume goes on "
+                        f"from there once the disk has room")
 
     def _cut_torn_line(self) -> None:
         """Remove a last row cut short by a failed write, so the next row starts on a line of its own."""
@@ -212,7 +227,7 @@ class Run:
 
         rows = self.log()
         kept = [r for r in rows if position(r) <= (epoch, step)]
-        if len(kept) < len(rows) or self._read_log()[1]:
+        if len(kept) < len(rows):  # (a torn last row is cut as the next row is appended)
             write_atomically(self.log_file, "".join(json.dumps(r) + "\n" for r in kept))
 
     def metrics(self) -> dict | None:
