@@ -48,3 +48,10 @@ def hold_lock(lock_file):
     child.start()
     assert held.wait(30)
     return child, release
+
+
+def error_line(err: str) -> str:
+    """The one line `agit: …` of a command's stderr (progress bars aside), checked to be the only one."""
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from agit import files, info, preset, run as run_module, train
+from agit import files, preset, run as run_module, train
 from agit.cli import main
 from agit.run import Run
 from agit.synthetic import make_synthetic
 from agit.train import Trainer
 
-from helpers import assert_same_training
+from helpers import assert_same_training, error_line
 
 pytestmark = pytest.mark.filterwarnings("ignore:switch_epoch 1 is not before the last epoch")
 
@@ -74,12 +74,6 @@ def snapshot(folder) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def only_error_line(err: str) -> str:
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_data):
     """A ci run of 1 epoch (copied onto each disk) and one of 2 epochs, never interrupted."""
@@ -101,7 +95,7 @@ def test_a_full_disk_at_each_write_of_a_run_then_resume(disk, runs, capsys, monk
     before = snapshot(run.path)
     fill_at(monkeypatch, module, disk, name)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 2
-    said = only_error_line(capsys.readouterr().err)
+    said = error_line(capsys.readouterr().err)
     assert said.startswith("agit: error: no space left on device while writing ") and f"{name}" in said, said
     after = snapshot(run.path)
     log = after.pop(run.log_file.relative_to(run.path))  # the rows of epoch 2 done before the failure are kept
@@ -147,7 +141,7 @@ def test_a_full_disk_during_evaluate_keeps_the_metrics(disk, runs, capsys, monke
     fill_at(monkeypatch, run_module, disk, "metrics.json")
     capsys.readouterr()
     assert main(["evaluate", "--run", str(run), "--kid", "none"]) == 2
-    assert only_error_line(capsys.readouterr().err) == (
+    assert error_line(capsys.readouterr().err) == (
         f"agit: error: no space left on device while writing {run.metrics_file}")
     assert run.metrics_file.read_bytes() == before and not list(run.path.glob(".*.tmp"))
     monkeypatch.undo()
@@ -183,7 +177,7 @@ def test_a_full_disk_while_replacing_a_dataset_keeps_the_old_one(disk, capsys):
     fill(disk)
     capsys.readouterr()
     assert main([*argv, "--seed", "2", "--overwrite"]) == 2
-    assert only_error_line(capsys.readouterr().err) == (
+    assert error_line(capsys.readouterr().err) == (
         f"agit: error: no space left on device while making {disk / 'd'}; it is as it was")
     assert snapshot(disk / "d") == before
     (disk / "filler").unlink()

@@ -28,7 +28,7 @@ from agit.run import Run, UnsafeCheckpoint
 from agit.synthetic import make_synthetic
 from agit.train import Interrupted, Trainer
 
-from helpers import assert_same_training, hold_lock, stop_during
+from helpers import assert_same_training, error_line, hold_lock, stop_during
 
 FORK = multiprocessing.get_context("fork")
 # ci with --epochs 1 has its switch at the last epoch: the "no stage 2" warning is checked once, below
@@ -69,13 +69,6 @@ def wait_until(condition, child, timeout=120):
 
 def iter_rows(run):
     return [r for r in Run(run).log() if r["kind"] == "iter"]
-
-
-def error_line(err: str) -> str:
-    """The one line `agit: …` of a command's stderr (progress bars aside), checked to be the only one."""
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 # -- 1. one folder, one run ---------------------------------------------------------------------
