@@ -248,7 +248,6 @@ class DomainFolder(Dataset):
                 unreadable.append(i)
         self._skip(unreadable, "unreadable")
         try:
-            file.parent.mkdir(exist_ok=True)
             buffer = io.BytesIO()
             torch.save({"key": [list(k) for k in key], "images": images, "unreadable": unreadable}, buffer)
             write_atomically(file, buffer.getbuffer())
@@ -331,7 +330,8 @@ def staged_folder(target: str | Path, replace: bool = False):
         yield staging
     except OSError as err:  # a full disk: say so in one line, naming the dataset
         shutil.rmtree(staging, ignore_errors=True)
-        raise DataError(f"{why(err)} while making {target}; {'it is as it was' if target.exists() else 'nothing was left'}") from None
+        left = "it is as it was" if target.exists() else "nothing was left"
+        raise DataError(f"{why(err)} while making {target}; {left}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -448,7 +448,9 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
                              f"or compile); train a new run with another --out, or start over with --overwrite")
     least = state["epoch"] + (state["step"] > 0)  # an epoch begun is finished, not cut short
     if cfg.epochs < least:
-        done = f"{state['epoch']} epochs" + (f" and {state['step']} iterations of epoch {least}" if state["step"] else "")
+        done = f"{state['epoch']} epochs"
+        if state["step"]:
+            done += f" and {state['step']} iterations of epoch {least}"
         raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained {done} already; "
                              f"--epochs must be at least {least}")
     return cfg, changes

@@ -314,7 +314,8 @@ def make_synthetic(
     Byte-identical for the same arguments; an existing copy made with the same arguments is
     reused as it is, one made by an older version of this module (`VERSION`) is remade, and
     one made with other arguments is refused unless `overwrite` (files of the user's in it are
-    kept). Holds the dataset's lock, and builds beside it: interrupted, it leaves the old one. `empty_fraction` of each folder has no object (mask all zero). With
+    kept). Holds the dataset's lock, and builds beside it: interrupted, it leaves the old one.
+    `empty_fraction` of each folder has no object (mask all zero). With
     `background="distinct"`, an image takes the other domain's background with probability
     `overlap`; `"shared"` is the same as overlap 0.5: both domains then draw from one
     background distribution. `style` picks the objects, coats and backgrounds (`STYLES`).

@@ -376,7 +376,8 @@ def test_making_importing_or_fetching_a_dataset_takes_its_lock(tmp_path, capsys)
 
 def test_two_synths_at_once_the_second_is_refused_and_the_first_is_whole(tmp_path, capsys):
     """Item 3: the second was 'done' with 249 of 300 masks; now it is refused while the first works."""
-    argv = ["data", "synth", "--root", str(tmp_path), "--name", "s", "--size", "32", "--n-train", "150", "--n-test", "4"]
+    argv = ["data", "synth", "--root", str(tmp_path), "--name", "s", "--size", "32", "--n-train", "150",
+            "--n-test", "4"]
     first = FORK.Process(target=_cli, args=(argv, str(tmp_path / "first.txt")))
     first.start()
     end = time.time() + 60

@@ -468,7 +468,8 @@ def test_a_log_or_metrics_file_that_cannot_be_parsed_is_named(tiny_data, tmp_pat
     lines = run.log_file.read_text().splitlines()
     run.log_file.write_text("\n".join([lines[0], lines[1][:20], *lines[2:]]) + "\n")
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
-    assert error_line(capsys.readouterr().err).startswith(f"agit: error: cannot read {run.log_file}: line 2 is not a JSON row")
+    assert error_line(capsys.readouterr().err).startswith(
+        f"agit: error: cannot read {run.log_file}: line 2 is not a JSON row")
 
 
 def test_resume_on_a_changed_dataset_is_refused_and_training_notices_a_replaced_one(tiny_data, tmp_path, capsys):
@@ -485,7 +486,8 @@ def test_resume_on_a_changed_dataset_is_refused_and_training_notices_a_replaced_
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 2
     now = run.load_checkpoint()["data_fingerprint"]
     assert error_line(capsys.readouterr().err).startswith(
-        f"agit: error: cannot resume {run}: its dataset {data} is not the one it trained on (fingerprint {trained_on}, now meta ")
+        f"agit: error: cannot resume {run}: its dataset {data} is not the one it trained on "
+        f"(fingerprint {trained_on}, now meta ")
     assert now == trained_on and run.progress() == (1, 0)
 
     t = Trainer.resume(run.path, epochs=2, data=str(moved))
