@@ -19,6 +19,10 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 
 
+OVERWRITE_DATASET = ("replace a dataset of that name made otherwise (without it, refused); files of "
+                     "yours in it are kept")
+
+
 def default_run_dir(cfg) -> Path:
     return Path("results") / "runs" / f"{Path(cfg.data).name}-{cfg.preset}-{cfg.run_name}"
 
@@ -88,11 +92,12 @@ def cmd_data(args):
     if args.action == "synth":
         path = synthetic.make_synthetic(args.root, args.name, args.size, args.n_train, args.n_test,
                                         args.seed, args.background, args.empty_fraction, args.overlap,
-                                        args.style)
+                                        args.style, args.overwrite)
     elif args.action == "download":
         path = data.download(args.name, args.root, args.url)
     else:
-        path = data.import_folders(args.a, args.b, args.name, args.root, args.test_fraction, args.seed)
+        path = data.import_folders(args.a, args.b, args.name, args.root, args.test_fraction, args.seed,
+                                   args.overwrite)
     print(path)
 
 
@@ -179,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chance that an image takes the other domain's background (0: fully domain-specific)")
     s.add_argument("--style", default="horse2zebra",
                    help="objects, coats and backgrounds: horse2zebra (default), apple2orange, star2leopard")
+    s.add_argument("--overwrite", action="store_true", help=OVERWRITE_DATASET)
     g = dsub.add_parser("download", help="a CycleGAN dataset zip")
     g.add_argument("name")
     g.add_argument("--root", default="data")
@@ -190,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--root", default="data")
     i.add_argument("--test-fraction", type=float, default=0.1)
     i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--overwrite", action="store_true", help=OVERWRITE_DATASET)
     d.set_defaults(func=cmd_data)
 
     from .profiles import PROFILES, STAGES

@@ -14,6 +14,8 @@ Also here: fetching the CycleGAN zips and importing any two folders of images
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import shutil
 import urllib.error
@@ -31,8 +33,11 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from .config import load_size_for
+from .files import why, write_atomically
+from .locks import folder_lock
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+DATASET_CACHES = (".agit_cache", ".agit")  # what agit derives from a dataset, inside it: not its content
 SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
 CYCLEGAN_DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite")
 DEFAULT_BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
@@ -74,6 +79,23 @@ def domain_folders(root: str | Path, split: str) -> tuple[Path, Path]:
         if not folder.is_dir():
             raise DataError(f"no such folder: {folder}")
     return folders
+
+
+def dataset_fingerprint(root: str | Path) -> str:
+    """What a run records of its dataset, cheap to compute: the hash of its meta.json (agit's
+    synthetic data: every image follows from it), else of the names and sizes of the image
+    files in its folders (hidden ones, caches, aside). A copy elsewhere has the same; data
+    made with other settings, or files added, removed or replaced, give another."""
+    root = Path(root)
+    if (root / "meta.json").is_file():
+        return "meta " + hashlib.sha256((root / "meta.json").read_bytes()).hexdigest()[:12]
+    if not root.is_dir():
+        return "missing"
+    listing = hashlib.sha256()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in _image_files(folder):
+            listing.update(f"{folder.name}/{file.name} {file.stat().st_size}\n".encode())
+    return "files " + listing.hexdigest()[:12]
 
 
 def mask_folder_for(folder: str | Path) -> Path | None:
@@ -240,10 +262,9 @@ class DomainFolder(Dataset):
                 unreadable.append(i)
         self._skip(unreadable, "unreadable")
         try:
-            file.parent.mkdir(exist_ok=True)
-            tmp = file.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
-            torch.save({"key": [list(k) for k in key], "images": images, "unreadable": unreadable}, tmp)
-            os.replace(tmp, file)
+            buffer = io.BytesIO()
+            torch.save({"key": [list(k) for k in key], "images": images, "unreadable": unreadable}, buffer)
+            write_atomically(file, buffer.getbuffer())
         except OSError as err:  # a read-only dataset still trains, from this process's copy
             warnings.warn(f"cannot write the image cache {file} ({err}); keeping it in memory", stacklevel=3)
         return images
@@ -314,27 +335,49 @@ def _mix(*keys: int) -> int:
 # --------------------------------------------------------------------------- writing datasets
 
 
+def dataset_lock(root: str | Path, name: str):
+    """The lock of `root/name` while it is made, imported or fetched: two processes would collide
+    on its staging folder, and one could take the other's half-made dataset for complete."""
+    return folder_lock(Path(root) / f".{name}.lock", f"dataset {Path(root) / name}")
+
+
 @contextlib.contextmanager
 def staged_folder(target: str | Path, replace: bool = False):
     """Yield an empty sibling folder to fill; it becomes `target` only if the block succeeds.
 
     So an interrupted download, import or generation never leaves a half-written
-    dataset that a later run would take for complete. `replace` allows an existing
-    target to be removed (only then, and only after success).
+    dataset that a later run would take for complete (the caller holds `dataset_lock`).
+    `replace` allows an existing target to be replaced, once the new one is whole; of its
+    entries, those the new one has and agit's caches go, and the rest, the user's own
+    (notes, a folder of extras), are moved into the new one: never deleted.
     """
     target = Path(target)
     staging = target.with_name(f".{target.name}.partial")
+    replaced = target.with_name(f".{target.name}.replaced")
+    if replaced.exists():  # a replacement interrupted between its renames: the user's files may be there
+        raise DataError(f"{replaced} holds the dataset {target} had before an interrupted replacement; "
+                        f"move out any files of yours, then remove it")
     if staging.exists():  # left by an interrupted run: ours by its name
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
         yield staging
+    except OSError as err:  # a full disk: say so in one line, naming the dataset
+        shutil.rmtree(staging, ignore_errors=True)
+        left = "it is as it was" if target.exists() else "nothing was left"
+        raise DataError(f"{why(err)} while making {target}; {left}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if target.exists() and replace:
-        shutil.rmtree(target)
-    elif target.exists():
+        target.rename(replaced)
+        staging.rename(target)
+        for entry in replaced.iterdir():
+            if not (target / entry.name).exists() and entry.name not in DATASET_CACHES:
+                entry.rename(target / entry.name)
+        shutil.rmtree(replaced)
+        return
+    if target.exists():
         target.rmdir()  # refuses unless empty: callers replace only empty targets
     staging.rename(target)
 
@@ -346,22 +389,30 @@ def import_folders(
     root: str | Path = "data",
     test_fraction: float = 0.1,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Copy two folders of images into `root/name/{trainA,trainB,testA,testB}`.
 
     The split is a seeded shuffle, so the same call gives the same split anywhere,
     with at least one test and one train image per domain. The sources are only read.
+    An existing dataset is refused, or with `overwrite` replaced (files of the user's in it are kept).
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     target = Path(root) / name
-    if target.exists() and any(target.iterdir()):
-        raise DataError(f"{target} already exists and is not empty; remove it or choose another name")
+    with dataset_lock(root, name):
+        if target.exists() and any(target.iterdir()) and not overwrite:
+            raise DataError(f"{target} already exists and is not empty; remove it, choose another name, "
+                            f"or replace it with --overwrite (files of yours in it are kept)")
+        return _import(a, b, target, test_fraction, seed)
+
+
+def _import(a, b, target: Path, test_fraction: float, seed: int) -> Path:
     sources = {"A": list_images(a), "B": list_images(b)}
     for domain, folder in zip("AB", (a, b)):
         if len(sources[domain]) < 2:
             raise DataError(f"need at least 2 images in {folder} to split into train and test")
-    with staged_folder(target) as staging:
+    with staged_folder(target, replace=True) as staging:
         for d, (domain, paths) in enumerate(sources.items()):
             order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(_mix(seed, d)))
             n_test = min(len(paths) - 1, max(1, round(len(paths) * test_fraction)))
@@ -385,7 +436,12 @@ def download(name: str, root: str | Path = "data", base_url: str | None = None, 
     """
     if name not in CYCLEGAN_DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(CYCLEGAN_DATASETS)}")
-    target = Path(root) / name
+    with dataset_lock(root, name):
+        return _download(name, Path(root), base_url, timeout)
+
+
+def _download(name: str, root: Path, base_url: str | None, timeout: float) -> Path:
+    target = root / name
     missing = [f for f in SPLIT_FOLDERS if not (target / f).is_dir()]
     if not missing:
         return target

@@ -18,6 +18,7 @@ object is the target domain's (``metrics.target_rate``). Images are uint8 here.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from .data import domain_folders, list_images, mask_folder_for, read_mask, read_rgb
+from .files import write_atomically
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -165,10 +167,9 @@ def label_cnn(data_dir: str | Path, kind: str, device: str = "cpu", seed: int = 
     images, labels = _labelled_train_set(data_dir, files, kind, size)
     net = _train_label_cnn(images, labels, LABEL_HEADS[kind], size, seed).to(device).eval()
     net.feature_scale.fill_(net.features(images).pow(2).mean().sqrt().item())
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # parallel evaluations may train it at once
-    torch.save({"state_dict": net.state_dict(), "size": size, "fingerprint": fingerprint}, tmp)
-    os.replace(tmp, cache)
+    buffer = io.BytesIO()  # parallel evaluations may train it at once: each writes whole (agit.files)
+    torch.save({"state_dict": net.state_dict(), "size": size, "fingerprint": fingerprint}, buffer)
+    write_atomically(cache, buffer.getbuffer())
     return net
 
 

@@ -17,6 +17,7 @@ safe under the Agg backend and in headless kernels); ``save(fig, path)`` writes 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .data import DomainFolder, counterfactual_folder_for, domain_folders, list_images, mask_folder_for
+from .files import write_atomically
 from .run import Run
 
 CELL = 1.25  # inches per image
@@ -416,8 +418,7 @@ def seed_dots(values: pd.DataFrame, metrics, title: str = "") -> Figure:
 
 
 def save(fig: Figure, path, dpi: int = 120) -> Path:
-    """Write `fig` as PNG (folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    """Write `fig` as PNG (folders created, whole or not at all); returns the path."""
+    png = io.BytesIO()
+    fig.savefig(png, dpi=dpi, format="png")
+    return write_atomically(path, png.getbuffer())

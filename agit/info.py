@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from . import __version__
 from .config import Config, preset
 from .data import SPLIT_FOLDERS, DataError, list_images
+from .files import write_atomically
 from .run import Run
 
 PROVENANCE = "provenance.json"  # the code that last trained the run, written with README.md
@@ -41,13 +43,15 @@ def provenance() -> dict:
             "python": platform.python_version(), "written": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def write_run_readme(run) -> Path:
-    """RUN/README.md, and RUN/provenance.json recording the code that trained the run (called as training ends)."""
-    run = Path(run)
-    (run / PROVENANCE).write_text(json.dumps(provenance(), indent=1))
-    path = run / "README.md"
-    path.write_text(run_summary(run))
-    return path
+def write_run_readme(run) -> Path | None:
+    """RUN/README.md, and RUN/provenance.json recording the code that trained the run (called as
+    training ends). A README.md of the user's is kept, and said so: returns None then."""
+    run = Run(run)
+    write_atomically(run.path / PROVENANCE, json.dumps(provenance(), indent=1))
+    if run.write_readme(run_summary(run)):
+        return run.readme_file
+    print(f"{run.readme_file} is not agit's: kept as it is (agit info {run} prints the run's summary)", file=sys.stderr)
+    return None
 
 
 def _image_counts(data: Path) -> dict[str, int]:

@@ -61,8 +61,9 @@ def folder_lock(lock_file: Path, what: str):
         print(f"{what}: taking over the stale lock of {stale} (no longer running)", file=sys.stderr)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
           "command": " ".join([Path(sys.orig_argv[0]).name, *sys.orig_argv[1:]])[:200]}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me).encode(), 0)
+    with contextlib.suppress(OSError):  # who holds it is for messages only: a full disk must not stop us
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
     _HELD.add(key)
     try:
         yield

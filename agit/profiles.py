@@ -36,7 +36,9 @@ from pathlib import Path
 
 from .config import PRESETS, Config, preset
 from .jobs import ensure_runs, executor_from
-from .locks import FolderLocked, folder_lock
+from .data import dataset_lock
+from .files import write_atomically
+from .locks import FolderLocked
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
 STAGES = ("00_tutorial", "00_quickstart", "01_data", "02_train", "03_ablations", "04_kid_tables", "05_figures",
@@ -316,16 +318,14 @@ class Context:
                 return saved["scores"]
         scores = evaluate_references(self.dataset_path(dataset), size, kid["extractor"], device=self.device or "cpu",
                                      kid_subsets=kid["subsets"], kid_subset_size=kid["subset_size"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_jsonable({"stamp": stamp, "scores": scores}), indent=1))
+        write_atomically(path, json.dumps(_jsonable({"stamp": stamp, "scores": scores}), indent=1))
         return scores
 
     def record(self, stage: str, numbers: dict) -> Path:
         """Write a notebook's key numbers to `<out>/notebooks/<stage>.json` (NaN as null)."""
-        self.notebooks_dir.mkdir(parents=True, exist_ok=True)
         path = self.notebooks_dir / f"{stage}.json"
         payload = {"stage": stage, "profile": self.name, **_jsonable(numbers)}
-        path.write_text(json.dumps(payload, indent=1, sort_keys=True))
+        write_atomically(path, json.dumps(payload, indent=1, sort_keys=True))
         return path
 
 
@@ -417,11 +417,5 @@ def prepare_data(profile: dict, data_root: Path, check_kid: bool = True) -> dict
         lines = "\n".join(f"  {i}. {type(e).__name__}: {e}" for i, e in enumerate(problems, 1))
         raise type(problems[0])(f"profile {profile['name']!r} cannot start; {len(problems)} things are missing:\n{lines}")
     return paths
-
-
-def dataset_lock(data_root: Path, name: str):
-    """The lock of `data_root/name` while it is made or fetched (two processes would collide on
-    its staging folder)."""
-    return folder_lock(Path(data_root) / f".{name}.lock", f"dataset {Path(data_root) / name}")
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from .files import write_atomically
 from .jobs import executor_from
 from .locks import folder_lock
 from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile
@@ -149,7 +150,7 @@ def _remember(path: Path, timings: dict) -> dict:
     the others' times in the report."""
     known = json.loads(path.read_text()) if path.is_file() else {}
     known.update({stage: round(seconds, 1) for stage, seconds in timings.items()})
-    path.write_text(json.dumps(known, indent=1, sort_keys=True))
+    write_atomically(path, json.dumps(known, indent=1, sort_keys=True))
     return known
 
 
@@ -217,6 +218,5 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
             lines.append(f"| {key} | {ctx.schedule(key)} | `{rel(run)}` |")
         lines.append("")
     path = out / "REPORT.md"
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_atomically(path, "\n".join(lines))
     return path

@@ -15,9 +15,13 @@ What makes a folder trustworthy (README: "Runs and checkpoints"):
   however its holder ends (even kill -9), so a lock left behind is seen to be stale.
 * A checkpoint is data (tensors, numbers, strings, lists, dicts) and is read with
   ``torch.load(weights_only=True)``: a checkpoint from someone else cannot run code.
-* A checkpoint is written whole or not at all: serialised in memory, written to a
-  temporary file unique to the process, fsync'ed, then renamed over the old one. A
-  write error (a full disk) leaves the previous checkpoint as it was and says so.
+* Every file is written whole or not at all (agit.files: a temporary file beside it,
+  fsync'ed, renamed over the old one); a write error (a full disk) leaves the previous
+  file as it was and says so. log.jsonl is appended to, a row at a time: a last row cut
+  short by a failed write is dropped when the log is read, with a warning.
+* A user's own file under one of these names (a README.md, a config.json, a samples/
+  folder of photos) is never taken for the run's nor overwritten: agit's README.md is
+  marked, and its JSON files are recognised by their fields.
 * A resume starts from latest.pt or, if that is unreadable, from the newest readable
   epoch_NNNN.pt, and says so.
 """
@@ -25,7 +29,6 @@ What makes a folder trustworthy (README: "Runs and checkpoints"):
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -33,20 +36,27 @@ import math
 import os
 import pickle
 import re
-import secrets
-import shutil
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from .config import HOW_KEYS, RESCHEDULABLE_KEYS, Config, config_changes, describe_changes
+from .files import WriteFailed, write_atomically
 from .locks import folder_lock
 
-# What a run writes into its folder: what --overwrite removes (nothing else there is touched).
-# provenance.json (agit.info, as training ends) goes too, so a replaced run never shows the old
-# run's code; README.md, written with it, is left: the folder may be a user's with a README of its own.
-RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints", "provenance.json")
+# What a run writes into its folder: what --overwrite removes (nothing else there is touched), and
+# of those only agit's own (`_ours`): a user's README.md or samples/ folder in a run folder stays.
+# README.md and provenance.json (agit.info, as training ends) go too, so a replaced run never
+# shows the old run's settings or code, even when the new one is stopped before it ends.
+RUN_FILES = ("config.json", "log.jsonl", "metrics.json", "samples", "checkpoints", "provenance.json", "README.md")
+# The fields that tell agit's JSON files from a user's file of the same name.
+JSON_FIELDS = {"config.json": ("preset", "variant", "data"), "log.jsonl": ("kind",),
+               "metrics.json": ("kid_extractor",), "provenance.json": ("agit", "commit")}
+README_MARK = "<!-- agit: this run's summary, rewritten when training ends; `agit info RUN` prints it -->\n"
+# agit's files inside samples/ and checkpoints/ (with the temporary files of agit.files)
+OWN_IN_FOLDER = {"samples": ("epoch_*.png",), "checkpoints": ("latest.pt", "epoch_*.pt", ".*.tmp")}
 STATE_KEYS = ("model", "config", "epoch", "step")
 
 
@@ -107,6 +117,10 @@ class Run:
         return self.path / "samples"
 
     @property
+    def readme_file(self) -> Path:
+        return self.path / "README.md"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.path / "checkpoints"
 
@@ -126,7 +140,7 @@ class Run:
 
     # -- config, log, metrics ---------------------------------------------------------------
     def config_dict(self) -> dict | None:
-        return json.loads(self.config_file.read_text()) if self.config_file.is_file() else None
+        return _read_json(self.config_file)
 
     def config(self) -> Config:
         if not self.config_file.is_file():
@@ -134,22 +148,74 @@ class Run:
         return Config.from_dict(self.config_dict())
 
     def write_config(self, cfg: Config) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(cfg.to_json())
+        try:
+            write_atomically(self.config_file, cfg.to_json())
+        except WriteFailed as err:  # as a run starts or resumes: say where it stands
+            raise RunError(f"{err}; {self._intact()}") from None
 
     def log(self) -> list[dict]:
-        """Every row of log.jsonl, in order ([] before the first)."""
+        """Every row of log.jsonl, in order ([] before the first). A last row cut short (a write
+        that failed, a full disk) is dropped with a warning; an unreadable row before it is an error."""
+        rows, torn = self._read_log()
+        if torn:
+            warnings.warn(f"{self.log_file}: dropping its last line, cut short by a write that failed "
+                          f"({torn!r})", stacklevel=2)
+        return rows
+
+    def _read_log(self) -> tuple[list[dict], str]:
+        """(the rows, the torn last line or '')."""
         if not self.log_file.is_file():
-            return []
-        return [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
+            return [], ""
+        text = self.log_file.read_text(errors="replace")
+        lines = text.split("\n")
+        rows, torn = [], lines.pop()  # the text after the last newline: '' unless a write was cut short
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as err:
+                raise RunError(f"cannot read {self.log_file}: line {number} is not a JSON row ({err}); "
+                               f"the file was changed by something other than agit") from None
+        return rows, torn[:60]
 
     @contextlib.contextmanager
     def log_writer(self):
         """log.jsonl opened for appending rows with `write(row)`, each flushed as written
-        (`tail -f` shows progress; a hard kill loses no finished iteration's row)."""
-        self.path.mkdir(parents=True, exist_ok=True)  # a loop written by hand need not have called fit()
-        with open(self.log_file, "a", buffering=1) as file:
-            yield lambda row: file.write(json.dumps(row) + "\n")
+        (`tail -f` shows progress; a hard kill loses no finished iteration's row). A write that
+        fails (a full disk) stops with one line; the row it cut short is dropped on the next read."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)  # a loop written by hand need not have called fit()
+            self._cut_torn_line()
+            file = open(self.log_file, "ab", buffering=0)  # unbuffered: nothing is left to flush after a failure
+        except OSError as err:
+            raise self._log_failed(err) from None
+
+        def write(row: dict):
+            data = memoryview((json.dumps(row) + "\n").encode())
+            try:
+                while data:  # a write may take part of the row (a disk filling up), then fail on the rest
+                    data = data[file.write(data):]
+            except OSError as err:
+                raise self._log_failed(err) from None
+
+        with file:
+            yield write
+
+    def _log_failed(self, err: OSError) -> RunError:
+        return RunError(f"{WriteFailed(err, self.log_file)}; {self._intact()}, and --resume goes on "
+                        f"from there once the disk has room")
+
+    def _cut_torn_line(self) -> None:
+        """Remove a last row cut short by a failed write, so the next row starts on a line of its own."""
+        if not self.log_file.is_file() or not self.log_file.stat().st_size:
+            return
+        with open(self.log_file, "rb+") as file:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) == b"\n":
+                return
+            file.seek(0)
+            file.truncate(file.read().rfind(b"\n") + 1)
 
     def append_log(self, row: dict) -> None:
         with self.log_writer() as write:
@@ -162,15 +228,24 @@ class Run:
 
         rows = self.log()
         kept = [r for r in rows if position(r) <= (epoch, step)]
-        if len(kept) < len(rows):
-            _write_atomically(self.log_file, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        if len(kept) < len(rows):  # (a torn last row is cut as the next row is appended)
+            write_atomically(self.log_file, "".join(json.dumps(r) + "\n" for r in kept))
 
     def metrics(self) -> dict | None:
         """metrics.json (agit evaluate), None before the run is evaluated."""
-        return json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else None
+        return _read_json(self.metrics_file)
 
     def write_metrics(self, metrics: dict) -> None:
-        self.metrics_file.write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        self._refuse_foreign(["metrics.json"])
+        write_atomically(self.metrics_file, json.dumps(metrics, indent=1, sort_keys=True))
+
+    def write_readme(self, text: str) -> bool:
+        """RUN/README.md (marked as agit's), unless the folder holds a README.md of the user's,
+        which is kept: returns whether it was written."""
+        if self.readme_file.exists() and not _ours(self.readme_file):
+            return False
+        write_atomically(self.readme_file, README_MARK + text)
+        return True
 
     # -- checkpoints: reading ---------------------------------------------------------------
     def checkpoints(self) -> list[Path]:
@@ -250,9 +325,9 @@ class Run:
         targets = [self.latest] + ([self.epoch_checkpoint(epoch)] if epoch is not None else [])
         for target in targets:
             try:
-                _write_atomically(target, buffer.getbuffer())
-            except OSError as err:
-                raise CheckpointError(f"{_why(err)} while writing {target}; {self._intact()}") from None
+                write_atomically(target, buffer.getbuffer())
+            except WriteFailed as err:
+                raise CheckpointError(f"{err}; {self._intact()}") from None
         return targets[-1]
 
     def _intact(self) -> str:
@@ -265,9 +340,12 @@ class Run:
         return f"the previous checkpoint {self.latest} (epoch {done[0]}, iteration {done[1]}) is intact"
 
     def remove_temporary_files(self) -> None:
-        """Temporary checkpoint files left by a process that died while writing one."""
+        """Temporary files (agit.files) left by a process that died while writing one."""
         for tmp in self.checkpoints_dir.glob("*.tmp"):  # ours are hidden; `*` matches those too
             tmp.unlink(missing_ok=True)
+        for name in RUN_FILES:
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def prune(self, keep_epochs=()) -> list[Path]:
         """Delete the per-epoch checkpoints but those of `keep_epochs`; latest.pt stays. Returns them."""
@@ -279,25 +357,32 @@ class Run:
 
     # -- ownership ----------------------------------------------------------------------------
     def run_files(self) -> list[str]:
-        """The names of the run files present (RUN_FILES; an empty checkpoints/ does not count)."""
-        found = []
-        for name in RUN_FILES:
-            p = self.path / name
-            if p.is_file() or (p.is_dir() and any(p.iterdir())):
-                found.append(name)
-        return found
+        """The names of the run files present that agit wrote (RUN_FILES, `_ours`)."""
+        return [name for name in RUN_FILES if (self.path / name).exists() and _ours(self.path / name)]
+
+    def _refuse_foreign(self, names) -> None:
+        """RunError if a file agit would write over (of `names`) is there and is not agit's."""
+        foreign = [n for n in names if (self.path / n).is_file() and not _ours(self.path / n)]
+        if foreign:
+            raise RunError(f"{self.path} holds {', '.join(foreign)} that agit did not write, and agit would "
+                           f"write its own there; move {'them' if len(foreign) > 1 else 'it'} or choose another --out")
 
     def start(self, cfg: Config, overwrite: bool = False) -> None:
         """Make the folder this new run's: refuse one that holds another run's files, unless
-        `overwrite`, which removes those files first. Writes config.json."""
+        `overwrite`, which removes those files first (agit's only). Writes config.json."""
+        self._refuse_foreign(JSON_FIELDS)
         found = self.run_files()
         if found and not overwrite:
             raise RunExists(self._occupied(found))
         for name in found:
-            if (self.path / name).is_dir():
-                shutil.rmtree(self.path / name)
+            path = self.path / name
+            if path.is_dir():  # samples/, checkpoints/: agit's files in it, then the folder if that empties it
+                for file in [f for pattern in OWN_IN_FOLDER[name] for f in path.glob(pattern)]:
+                    file.unlink()
+                with contextlib.suppress(OSError):
+                    path.rmdir()
             else:
-                (self.path / name).unlink()
+                path.unlink()
         self.write_config(cfg)
 
     def begin(self, cfg: Config, overwrite: bool, resumed: dict | None, at: tuple[int, int], **facts) -> None:
@@ -342,7 +427,7 @@ class Run:
         self.start(cfg, overwrite=True)
         rows = [r for r in parent.log() if r.get("epoch", 0) < epoch]
         rows.append({"kind": "fork", "epoch": epoch, "step": 0, "from": str(parent.epoch_checkpoint(epoch))})
-        _write_atomically(self.log_file, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        write_atomically(self.log_file, "".join(json.dumps(r) + "\n" for r in rows))
         self.save_checkpoint(state)
 
     @contextlib.contextmanager
@@ -371,33 +456,27 @@ def resume_config(run: Run, state: dict, overrides: dict) -> tuple[Config, dict[
                              f"run learns (a resume may change the epochs and how the run computes, e.g. workers "
                              f"or compile); train a new run with another --out, or start over with --overwrite")
     cfg = Config.from_dict({**saved, **overrides})
-    if cfg.epochs < state["epoch"]:
-        raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained "
-                             f"{state['epoch']} epochs already")
+    least = state["epoch"] + (state["step"] > 0)  # an epoch begun is finished, not cut short
+    if cfg.epochs < least:
+        done = f"{state['epoch']} epochs"
+        if state["step"]:
+            done += f" and {state['step']} iterations of epoch {least}"
+        raise ResumeMismatch(f"cannot resume {run.path} with epochs {cfg.epochs}: it has trained {done} already; "
+                             f"--epochs must be at least {least}")
     return cfg, changes
 
 
 # ----------------------------------------------------------------------------- files and locks
 
 
-def _write_atomically(target: Path, data) -> None:
-    """`data` into `target` via a temporary file unique to this call: whole or not at all."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content, None if there is none; RunError naming the file if it cannot be parsed."""
+    if not path.is_file():
+        return None
     try:
-        with open(tmp, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise RunError(f"cannot read {path}: not valid JSON ({err}); move it away if it is not agit's") from None
 
 
 def state_checksum(state: dict) -> str:
@@ -424,9 +503,24 @@ def state_checksum(state: dict) -> str:
     return digest.hexdigest()
 
 
-def _why(err: OSError) -> str:
-    words = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-    return words.get(err.errno, f"cannot write ({err.strerror or err})")
+def _ours(path: Path) -> bool:
+    """Whether `path` (of RUN_FILES) was written by agit, not a user's file or folder of the same
+    name: samples/ and checkpoints/ holding agit's files, the marked README.md, JSON with agit's
+    fields. An empty file holds nothing to lose: agit's, cut short."""
+    if path.is_dir():
+        return any(f for pattern in OWN_IN_FOLDER[path.name][:2] for f in path.glob(pattern))
+    with open(path, "rb") as file:
+        head = file.read(64 * 1024)
+    if not head:
+        return True
+    if path.name == "README.md":  # or one that agit wrote before it marked them (its last line, word for word)
+        return head.startswith(README_MARK.encode()) or (head.startswith(b"# Run `")
+                                                          and b"Files: `config.json` (every setting)" in head)
+    try:
+        content = json.loads(head.split(b"\n")[0] if path.suffix == ".jsonl" else path.read_bytes())
+    except ValueError:
+        return False
+    return isinstance(content, dict) and all(k in content for k in JSON_FIELDS[path.name])
 
 
 def _first_line(err: BaseException) -> str:

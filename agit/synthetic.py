@@ -39,7 +39,7 @@ import skimage.draw
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import DataError, staged_folder
+from .data import DataError, dataset_lock, staged_folder
 
 # The default keeps the paper's tension (70 % of each domain on its own background) but
 # lets the animal be a stronger cue than the background: with fully domain-specific
@@ -307,11 +307,15 @@ def make_synthetic(
     empty_fraction: float = 0.15,
     overlap: float = 0.0,
     style: str = "horse2zebra",
+    overwrite: bool = False,
 ) -> Path:
     """Write the dataset to `root/name` (images, masks, test counterfactuals, meta.json); return the path.
 
     Byte-identical for the same arguments; an existing copy made with the same arguments is
-    reused as it is. `empty_fraction` of each folder has no object (mask all zero). With
+    reused as it is, one made by an older version of this module (`VERSION`) is remade, and
+    one made with other arguments is refused unless `overwrite` (files of the user's in it are
+    kept). Holds the dataset's lock, and builds beside it: interrupted, it leaves the old one.
+    `empty_fraction` of each folder has no object (mask all zero). With
     `background="distinct"`, an image takes the other domain's background with probability
     `overlap`; `"shared"` is the same as overlap 0.5: both domains then draw from one
     background distribution. `style` picks the objects, coats and backgrounds (`STYLES`).
@@ -324,18 +328,30 @@ def make_synthetic(
         raise ValueError("overlap and empty_fraction must lie in [0, 1]")
     params = dict(version=VERSION, style=style, size=size, n_train=n_train, n_test=n_test, seed=seed,
                   background=background, empty_fraction=empty_fraction, overlap=overlap)
-    target = Path(root) / name
-    meta_path = target / "meta.json"
-    if meta_path.is_file():
-        if json.loads(meta_path.read_text())["params"] == params:
-            return target
-    elif target.exists() and any(target.iterdir()):
-        raise DataError(f"{target} exists and is not a synthetic dataset; remove it or choose another name")
+    with dataset_lock(root, name):
+        target = Path(root) / name
+        meta_path = target / "meta.json"
+        if meta_path.is_file():
+            saved = json.loads(meta_path.read_text())["params"]
+            if saved == params:
+                return target
+            other = {k: (saved.get(k), v) for k, v in params.items() if k != "version" and saved.get(k) != v}
+            if other and not overwrite:
+                shown = ", ".join(f"{k} {old!r} (asked {new!r})" for k, (old, new) in other.items())
+                raise DataError(f"{target} holds a synthetic dataset made with {shown}; replace it with "
+                                f"--overwrite (files of yours in it are kept), or choose another --name")
+        elif target.exists() and any(target.iterdir()):
+            raise DataError(f"{target} exists and is not a synthetic dataset; remove it or choose another name")
+        return _write_synthetic(target, params)
 
+
+def _write_synthetic(target: Path, params: dict) -> Path:
+    """The dataset `params` describes into `target` (built beside it, then renamed)."""
+    n_train, n_test, style = params["n_train"], params["n_test"], params["style"]
     meta = dict(params=params, animal_free={}, other_background={},
                 coats=dict(zip(DOMAINS, STYLES[style].coats)), backgrounds=dict(zip(DOMAINS, STYLES[style].backgrounds)))
     with staged_folder(target, replace=True) as staging, tqdm(
-        total=2 * (n_train + 2 * n_test), desc=f"synthetic {name}", unit="img"
+        total=2 * (n_train + 2 * n_test), desc=f"synthetic {target.name}", unit="img"
     ) as bar:
         for split, n in (("train", n_train), ("test", n_test)):
             for domain in DOMAINS:

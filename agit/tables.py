@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .files import write_atomically
 from .run import Run
 
 # Published reference values — quoted from the paper, not measured here.
@@ -342,6 +343,6 @@ def save_table(num: pd.DataFrame, fmt: pd.DataFrame, caption: str, folder: str |
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
-    num.to_csv(csv)
-    md.write_text(f"{caption}\n\n{fmt.to_markdown(index=fmt.index.name is not None)}\n")
+    write_atomically(csv, num.to_csv())
+    write_atomically(md, f"{caption}\n\n{fmt.to_markdown(index=fmt.index.name is not None)}\n")
     return {"csv": csv, "md": md}

@@ -20,6 +20,7 @@ SIGTERM and SIGUSR1 stop it at the end of the current iteration with a checkpoin
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import signal
 import sys
@@ -35,12 +36,13 @@ from tqdm.auto import tqdm
 from . import distributed
 from .baselines import build_model
 from .config import Config, describe_changes
-from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
+from .data import DataError, DomainFolder, dataset_fingerprint, domain_folders, mask_folder_for, pair_indices
 from .distributed import pick_device
+from .files import write_atomically
 from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
-from .run import Run, resume_config
+from .run import ResumeMismatch, Run, resume_config
 from .signals import STOP_SIGNALS, stop_signals
 from .step import Updates, iteration_phases
 
@@ -145,13 +147,14 @@ class Probe:
     @torch.compiler.set_stance("force_eager")
     def save_samples(self, model, path: Path):
         """Grid per direction: input | attention | output, one row per probe image."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = []
         for d, batch in self.batches.items():
             tr = model.translate(batch["image"], d)
             for x, a, y in zip(batch["image"], tr.attention, tr.image):
                 rows += [x, a.expand(3, -1, -1) * 2 - 1, y]
-        save_image(make_grid(torch.stack(rows), nrow=3, normalize=True, value_range=(-1, 1)), path)
+        png = io.BytesIO()
+        save_image(make_grid(torch.stack(rows), nrow=3, normalize=True, value_range=(-1, 1)), png, format="png")
+        write_atomically(path, png.getbuffer())
 
 
 def _announce_start(cfg: Config, domains):
@@ -204,11 +207,13 @@ class Trainer:
         self.domains = tuple(DomainFolder(d, cfg.size, cfg.load_size, augment=True, cache=cfg.cache_images,
                                           resize_filter=cfg.resize_filter) for d in domain_folders(cfg.data, "train"))
         self.probe = Probe(Path(cfg.data), cfg, self.device)
+        self.data_fingerprint = dataset_fingerprint(cfg.data)  # in every checkpoint; checked before each
         self.stage = None
         self.set_epoch(0)
         self._stop_reason = None  # why a stop was requested (a signal's name); None: none was
         self._resumed = None  # how a resume began: {"from", "passed_over", "changed"} (see `resume`)
         self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
+        self._saved_at = None  # (epoch, step) of the last checkpoint written or resumed from
 
     def set_epoch(self, epoch: int, step: int = 0):
         """Go to iteration `step` of `epoch` (0-based; the next to run); entering its stage if it differs:
@@ -244,8 +249,10 @@ class Trainer:
                     raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
                 self.end_epoch()
+            if self._saved_at != (self.epoch, self.step):  # whatever checkpoint_every says: the end is kept
+                self.save(epoch_file=True)
             if self.is_main_rank:
-                write_run_readme(self.run.path)  # RUN/README.md: what the run is, for whoever gets the folder
+                write_run_readme(self.run)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run.path
 
     def _open_run(self):
@@ -300,17 +307,31 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
         """What a checkpoint holds: the weights, optimisers, pools and RNGs (Updates), where, and the config."""
-        return {**self.updates.state_dict(), "epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
+        return {**self.updates.state_dict(), "epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict(),
+                "data_fingerprint": self.data_fingerprint}
 
     def save(self, epoch_file: bool = False) -> Path:
-        """Write latest.pt (and epoch_NNNN.pt) whole or not at all (Run.save_checkpoint); rank 0 writes."""
+        """Write latest.pt (and epoch_NNNN.pt) whole or not at all (Run.save_checkpoint); rank 0 writes.
+        A dataset replaced while training stops the run instead (DataError): the state mixes two datasets."""
         if not self.is_main_rank:
+            self._saved_at = (self.epoch, self.step)
             return self.run.epoch_checkpoint(self.epoch) if epoch_file else self.run.latest
-        return self.run.save_checkpoint(self.state_dict(), self.epoch if epoch_file else None)
+        now = dataset_fingerprint(self.cfg.data)
+        if now != self.data_fingerprint:
+            kept = (f"{self.run.latest} (epoch {self.run.progress()[0]}) holds training on the old data only"
+                    if self.run.latest.exists() else "no checkpoint was written")
+            done = f"{self.epoch} epochs" + (f" and {self.step} iterations" if self.step else "")
+            raise DataError(f"the dataset {self.cfg.data} changed while training (fingerprint {self.data_fingerprint}, "
+                            f"now {now}): stopped with {done} done, without a checkpoint; {kept}. "
+                            f"Restore the data and --resume, or train a new run")
+        path = self.run.save_checkpoint(self.state_dict(), self.epoch if epoch_file else None)
+        self._saved_at = (self.epoch, self.step)
+        return path
 
     def load_state_dict(self, state: dict):
         self.updates.load_state_dict(state, self.device, state["epoch"])
         self.set_epoch(state["epoch"], state["step"])
+        self._saved_at = (state["epoch"], state["step"])
 
     @classmethod
     def resume(cls, run_dir, device=None, **overrides) -> "Trainer":
@@ -327,6 +348,11 @@ class Trainer:
             raise FileNotFoundError(f"nothing to resume: no checkpoint in {run.checkpoints_dir}")
         path, state, passed = point
         cfg, changed = resume_config(run, state, overrides)
+        saved, now = state.get("data_fingerprint"), dataset_fingerprint(cfg.data)
+        if saved and saved != now:  # checkpoints before the fingerprint have none: not checked
+            raise ResumeMismatch(f"cannot resume {run}: its dataset {cfg.data} is not the one it trained on "
+                                 f"(fingerprint {saved}, now {now}); restore that data, or train a new run "
+                                 f"with another --out")
         trainer = cls(cfg, run_dir, device)
         trainer.load_state_dict(state)
         trainer._resumed = {"from": path.name, "passed_over": passed,

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from .data import IMG_EXTENSIONS, DataError, image_size, read_rgb
 from .features import to_uint8
+from .files import save_image_atomically
 from .model import DIRECTIONS, AGGAN, Translation
 from .nets import MIN_SIDE, Discriminator
 from .signals import stop_signals
@@ -322,8 +323,9 @@ def side_by_side(*images: torch.Tensor) -> torch.Tensor:
 
 
 def _write(image: torch.Tensor, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    TF.to_pil_image(image.cpu()).save(path)
+    """Whole or not at all (agit.files): a translation into a folder of earlier outputs never
+    leaves one of them cut short, even on a full disk."""
+    save_image_atomically(TF.to_pil_image(image.cpu()), path)
 
 
 def translate_folder(model: AGGAN, source, direction: str, out_dir, size: int | None = None,

@@ -1,6 +1,10 @@
 """Checks several test modules share (imported as `helpers`: pytest puts tests/ on sys.path)."""
 
+import multiprocessing
+
 import torch
+
+FORK = multiprocessing.get_context("fork")
 
 
 def assert_same_training(a: dict, b: dict) -> bool:
@@ -27,3 +31,27 @@ def stop_during(trainer, epoch: int, step: int, stop=None):
         return out
 
     trainer.train_step = step_then_stop
+
+
+def _hold(lock_file, held, release):
+    from agit.locks import folder_lock
+
+    with folder_lock(lock_file, "a test's folder"):
+        held.set()
+        release.wait(60)
+
+
+def hold_lock(lock_file):
+    """A live process holding `lock_file`: (process, event that releases it)."""
+    held, release = FORK.Event(), FORK.Event()
+    child = FORK.Process(target=_hold, args=(lock_file, held, release))
+    child.start()
+    assert held.wait(30)
+    return child, release
+
+
+def error_line(err: str) -> str:
+    """The one line `agit: …` of a command's stderr (progress bars aside), checked to be the only one."""
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

@@ -1,8 +1,11 @@
 import http.server
 import io
+import multiprocessing
 import re
 import socket
+import sys
 import threading
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,6 +25,11 @@ from agit.data import (
     pair_indices,
     read_rgb,
 )
+from agit.cli import main
+
+from helpers import hold_lock
+
+FORK = multiprocessing.get_context("fork")
 
 
 def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
@@ -341,3 +349,67 @@ def test_cached_copy_skips_corrupt_files_and_survives_an_unwritable_cache(tmp_pa
     assert any("1.png" in m and "corrupt" in m for m in messages)
     assert any("cannot write the image cache" in m and "keeping it in memory" in m for m in messages)
     assert torch.equal(ds[1]["image"], ds[0]["image"])  # the corrupt one serves the next readable
+
+
+# --------------------------------------------------------------------------- the dataset lock (issue 25)
+
+
+def _cli(argv, output):
+    sys.stdout = sys.stderr = open(output, "w", buffering=1)
+    sys.exit(main(argv))
+
+
+def test_making_importing_or_fetching_a_dataset_takes_its_lock(tmp_path, capsys):
+    a, b = make_class(tmp_path / "lion", 3), make_class(tmp_path / "tiger", 3)
+    root = tmp_path / "data"
+    for name, argv in (("d", ["data", "synth", "--root", str(root), "--name", "d", "--size", "32", "--n-train", "4"]),
+                       ("d", ["data", "import", "--a", str(a), "--b", str(b), "--root", str(root), "--name", "d"]),
+                       ("horse2zebra", ["data", "download", "horse2zebra", "--root", str(root)])):
+        holder, release = hold_lock(root / f".{name}.lock")
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"agit: error: dataset {root / name} is in use by pid {holder.pid} on {socket.gethostname()}" in err
+        release.set()
+        holder.join(30)
+        assert sorted(p.name for p in root.iterdir()) == []  # nothing made, no partial folder
+
+
+def test_two_synths_at_once_the_second_is_refused_and_the_first_is_whole(tmp_path, capsys):
+    """Item 3: the second was 'done' with 249 of 300 masks; now it is refused while the first works."""
+    argv = ["data", "synth", "--root", str(tmp_path), "--name", "s", "--size", "32", "--n-train", "150",
+            "--n-test", "4"]
+    first = FORK.Process(target=_cli, args=(argv, str(tmp_path / "first.txt")))
+    first.start()
+    end = time.time() + 60
+    while not (tmp_path / ".s.partial").exists():
+        assert first.is_alive() and time.time() < end
+        time.sleep(0.002)
+    assert main(argv) == 2
+    assert f"dataset {tmp_path / 's'} is in use by pid {first.pid}" in capsys.readouterr().err
+    first.join(60)
+    assert first.exitcode == 0, (tmp_path / "first.txt").read_text()
+    assert {f: len(list((tmp_path / "s" / f).iterdir())) for f in ("trainA", "trainB_mask", "testB")} == {
+        "trainA": 150, "trainB_mask": 150, "testB": 4}
+    assert main(argv) == 0  # the same settings: reused
+
+
+def test_a_dataset_is_replaced_only_with_overwrite_and_the_users_files_stay(tmp_path, capsys):
+    """Item 4: other settings under the same name are refused; --overwrite replaces agit's files only."""
+    a, b = make_class(tmp_path / "lion", 4), make_class(tmp_path / "tiger", 4)
+    argv = ["data", "import", "--a", str(a), "--b", str(b), "--root", str(tmp_path / "data"), "--name", "l2t"]
+    assert main(argv) == 0
+    target = tmp_path / "data" / "l2t"
+    (target / "NOTES.txt").write_text("mine")
+    (target / ".agit_cache").mkdir()  # agit's cache of the old images: goes with them
+    assert main([*argv, "--seed", "3"]) == 2
+    assert "already exists and is not empty; remove it, choose another name, or replace it with --overwrite" in \
+        capsys.readouterr().err
+    assert main([*argv, "--seed", "3", "--overwrite"]) == 0
+    assert sorted(p.name for p in target.iterdir()) == ["NOTES.txt", "testA", "testB", "trainA", "trainB"]
+    assert (target / "NOTES.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["l2t"]
+    # a replacement interrupted between its two renames leaves the old dataset aside, never deleted
+    (tmp_path / "data" / ".l2t.replaced").mkdir()
+    assert main([*argv, "--overwrite"]) == 2
+    assert f"{tmp_path / 'data' / '.l2t.replaced'} holds the dataset {target} had before an interrupted " \
+           f"replacement" in capsys.readouterr().err

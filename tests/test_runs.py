@@ -22,11 +22,13 @@ from PIL import Image
 
 from agit import figures, preset, reproduce
 from agit.cli import EXIT_INTERRUPTED, main
+from agit.data import DataError
 from agit.locks import FolderLocked
 from agit.run import Run, UnsafeCheckpoint
+from agit.synthetic import make_synthetic
 from agit.train import Interrupted, Trainer
 
-from helpers import assert_same_training, stop_during
+from helpers import assert_same_training, error_line, hold_lock, stop_during
 
 FORK = multiprocessing.get_context("fork")
 # ci with --epochs 1 has its switch at the last epoch: the "no stage 2" warning is checked once, below
@@ -69,13 +71,6 @@ def iter_rows(run):
     return [r for r in Run(run).log() if r["kind"] == "iter"]
 
 
-def error_line(err: str) -> str:
-    """The one line `agit: …` of a command's stderr (progress bars aside), checked to be the only one."""
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
 # -- 1. one folder, one run ---------------------------------------------------------------------
 
 
@@ -99,23 +94,6 @@ def test_a_finished_run_is_never_overwritten_silently(tiny_data, tmp_path, capsy
 
 
 # -- 2. one process per folder ------------------------------------------------------------------
-
-
-def _hold(lock_file, held, release):
-    from agit.locks import folder_lock
-
-    with folder_lock(lock_file, "a test's folder"):
-        held.set()
-        release.wait(60)
-
-
-def hold_lock(lock_file):
-    """A live process holding `lock_file`: (process, event that releases it)."""
-    held, release = FORK.Event(), FORK.Event()
-    child = FORK.Process(target=_hold, args=(lock_file, held, release))
-    child.start()
-    assert held.wait(30)
-    return child, release
 
 
 def test_a_second_training_process_is_refused_naming_the_first(tiny_data, tmp_path, capsys):
@@ -212,7 +190,8 @@ def test_a_second_ctrl_c_during_the_checkpoint_write_changes_nothing(ci_cfg, tmp
     real_fsync = os.fsync
 
     def ctrl_c_while_writing(fd):
-        os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of the checkpoint's write
+        if ".latest.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of the checkpoint's write
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", ctrl_c_while_writing)
@@ -303,8 +282,10 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tiny_data, tm
     assert main(train_argv(tiny_data, run, "--epochs", "1")) == 0
     good = run.latest.read_bytes()
 
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full(fd, fsync=os.fsync):  # the disk fills as a checkpoint is written
+        if ".latest.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full)
     capsys.readouterr()
@@ -399,3 +380,121 @@ def test_sigterm_at_random_iterations_then_resume_ends_bit_identical(tiny_data, 
     assert main(["train", "--out", str(run), "--resume"]) == 0
     assert assert_same_training(Run(tmp_path / "straight").load_checkpoint(), run.load_checkpoint())
     assert iter_rows(run) == iter_rows(tmp_path / "straight")
+
+
+# -- issue 25: the second wave ------------------------------------------------------------------------------
+# (a disk that fills at each kind of write: tests/test_full_disk.py; datasets: tests/test_data.py)
+
+
+def test_a_fit_that_ends_between_checkpoints_still_writes_one(ci_cfg, tmp_path):
+    """Item 1: whatever checkpoint_every says, a run never ends without its last state on disk
+    (`agit info` would say "not started", translate "train the run first")."""
+    run = Run(tmp_path / "run")
+    Trainer(preset("ci", data=ci_cfg.data, checkpoint_every=2), run.path).fit(epochs=1, progress=False)
+    assert run.progress() == (1, 0) and run.epoch_checkpoint(1).is_file()
+    assert max(r["epoch"] for r in run.log()) == 0  # the log's last epoch is the checkpoint's: nothing ahead of it
+    Trainer.resume(run.path).fit(progress=False)
+    assert run.finished() and run.progress() == (2, 0)
+
+
+def test_resume_to_fewer_epochs_than_done_is_refused_with_the_range(ci_cfg, tmp_path, capsys):
+    """Item 8: --epochs below the epochs done, or equal to the epoch a run is in the middle of."""
+    run = Run(tmp_path / "run")
+    t = Trainer(ci_cfg, run.path)
+    stop_during(t, 1, 1)  # 1 epoch and 2 iterations of epoch 2 done
+    with pytest.raises(Interrupted):
+        t.fit(progress=False)
+    before = {p: p.read_bytes() for p in (run.config_file, run.log_file, run.latest)}
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "1"]) == 2
+    assert error_line(capsys.readouterr().err) == (
+        f"agit: error: cannot resume {run} with epochs 1: it has trained 1 epochs and 2 iterations of epoch 2 "
+        f"already; --epochs must be at least 2")
+    assert before == {p: p.read_bytes() for p in before}
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+
+
+def test_a_users_readme_config_and_samples_are_never_taken_for_agits(tiny_data, tmp_path, capsys):
+    """Item 9: refuse or keep, never overwrite; --overwrite removes agit's own files only."""
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "README.md").write_text("# my notes\n")
+    (run.path / "samples").mkdir()
+    Image.new("RGB", (8, 8)).save(run.path / "samples" / "photo.png")
+    assert main(train_argv(tiny_data, run, "--epochs", "1")) == 0  # not "another run's files"
+    assert f"{run.readme_file} is not agit's: kept as it is" in capsys.readouterr().err
+    assert (run.path / "README.md").read_text() == "# my notes\n"
+    assert main(train_argv(tiny_data, run, "--epochs", "1", "--overwrite")) == 0
+    assert (run.path / "samples" / "photo.png").is_file() and run.sample_file(1).is_file()
+
+    mine = Run(tmp_path / "mine")
+    mine.path.mkdir()
+    (mine.config_file).write_text('{"learning_rate": 3}')
+    for more in ((), ("--overwrite",)):
+        assert main(train_argv(tiny_data, mine, "--epochs", "1", *more)) == 2
+        assert error_line(capsys.readouterr().err) == (
+            f"agit: error: {mine} holds config.json that agit did not write, and agit would write its own there; "
+            f"move it or choose another --out")
+    assert mine.config_file.read_text() == '{"learning_rate": 3}' and sorted(os.listdir(mine)) == ["config.json"]
+
+
+def test_overwrite_then_an_interruption_leaves_no_readme_of_the_old_run(ci_cfg, tmp_path):
+    """Item 9: the old run's README (seed 0) is gone as soon as the new run (seed 5) claims the folder."""
+    run = Run(tmp_path / "run")
+    Trainer(ci_cfg, run.path).fit(progress=False)
+    assert "| seed | 0 |" in run.readme_file.read_text()
+    t = Trainer(preset("ci", data=ci_cfg.data, seed=5), run.path, overwrite=True)
+    stop_during(t, 0, 1)
+    with pytest.raises(Interrupted):
+        t.fit(progress=False)
+    assert not run.readme_file.exists() and not (run.path / "provenance.json").exists()
+    Trainer.resume(run.path).fit(progress=False)
+    assert "| seed | 5 |" in run.readme_file.read_text()
+
+
+def test_a_log_or_metrics_file_that_cannot_be_parsed_is_named(tiny_data, tmp_path, capsys):
+    """Item 2: a torn last row is dropped with a warning; anything else unreadable names its file."""
+    run = Run(tmp_path / "run")
+    assert main(train_argv(tiny_data, run, "--epochs", "1")) == 0
+    with open(run.log_file, "a") as log:
+        log.write('{"kind": "iter", "epoch": 1, "st')  # what a write cut short by a full disk leaves
+    with pytest.warns(UserWarning, match="dropping its last line, cut short by a write that failed"):
+        assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    assert run.log_file.read_text().endswith("}\n") and run.progress() == (2, 0)
+    run.metrics_file.write_text("")  # as main left it after a full disk during evaluate
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 2
+    assert error_line(capsys.readouterr().err).startswith(
+        f"agit: error: cannot read {run.metrics_file}: not valid JSON (Expecting value: line 1 column 1")
+    lines = run.log_file.read_text().splitlines()
+    run.log_file.write_text("\n".join([lines[0], lines[1][:20], *lines[2:]]) + "\n")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    assert error_line(capsys.readouterr().err).startswith(
+        f"agit: error: cannot read {run.log_file}: line 2 is not a JSON row")
+
+
+def test_resume_on_a_changed_dataset_is_refused_and_training_notices_a_replaced_one(tiny_data, tmp_path, capsys):
+    """Items 3-4: a run records its dataset's fingerprint; --resume on other data refuses in one
+    line, and a dataset replaced while training stops the run before a checkpoint mixes the two."""
+    data = shutil.copytree(tiny_data, tmp_path / "tiny")
+    run = Run(tmp_path / "run")
+    assert main(train_argv(data, run, "--epochs", "1")) == 0
+    trained_on = run.load_checkpoint()["data_fingerprint"]
+    assert trained_on.startswith("meta ")
+    moved = shutil.copytree(data, tmp_path / "moved")  # the same data elsewhere: resumes
+    make_synthetic(tmp_path, "tiny", size=32, n_train=8, n_test=6, seed=2, overwrite=True)
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 2
+    now = run.load_checkpoint()["data_fingerprint"]
+    assert error_line(capsys.readouterr().err).startswith(
+        f"agit: error: cannot resume {run}: its dataset {data} is not the one it trained on "
+        f"(fingerprint {trained_on}, now meta ")
+    assert now == trained_on and run.progress() == (1, 0)
+
+    t = Trainer.resume(run.path, epochs=2, data=str(moved))
+    stop_during(t, 1, 1, stop=lambda: make_synthetic(tmp_path, "moved", size=32, n_train=8, n_test=6, seed=3,
+                                                     overwrite=True))
+    with pytest.raises(DataError, match=rf"the dataset {moved} changed while training \(fingerprint {trained_on}, "
+                                        rf"now meta \w+\): stopped with 2 epochs done, without a checkpoint; "
+                                        rf"{run.latest} \(epoch 1\) holds training on the old data only"):
+        t.fit(progress=False)
+    assert run.progress() == (1, 0)

@@ -102,8 +102,20 @@ def test_reuse_and_refusal(tmp_path):
     stamp = (root / "trainA" / "0000.png").stat().st_mtime_ns
     assert make_synthetic(tmp_path, **SMALL) == root
     assert (root / "trainA" / "0000.png").stat().st_mtime_ns == stamp  # same arguments: reused
-    make_synthetic(tmp_path, **{**SMALL, "n_test": 4})
-    assert len(list((root / "testA").iterdir())) == 4  # other arguments: regenerated
+    (root / "NOTES.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds a synthetic dataset made with n_test 8 \(asked 4\); replace it with "
+                                        r"--overwrite \(files of yours in it are kept\)"):
+        make_synthetic(tmp_path, **{**SMALL, "n_test": 4})  # other arguments: refused, the dataset as it was
+    assert (root / "trainA" / "0000.png").stat().st_mtime_ns == stamp and len(list((root / "testA").iterdir())) == 8
+    make_synthetic(tmp_path, **{**SMALL, "n_test": 4}, overwrite=True)
+    assert len(list((root / "testA").iterdir())) == 4  # replaced, the user's file kept
+    assert (root / "NOTES.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]  # no lock, staging or old copy left
+    meta = json.loads((root / "meta.json").read_text())
+    meta["params"]["version"] -= 1
+    (root / "meta.json").write_text(json.dumps(meta))
+    make_synthetic(tmp_path, **{**SMALL, "n_test": 4})  # made by an older agit: remade without asking
+    assert json.loads((root / "meta.json").read_text())["params"]["version"] == meta["params"]["version"] + 1
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "photo.png").write_bytes(b"")
     with pytest.raises(DataError, match="not a synthetic dataset"):

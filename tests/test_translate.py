@@ -13,6 +13,7 @@ from agit import build_model, preset
 from agit.cli import main
 from agit.config import METHODS, PRESETS
 from agit.data import DataError
+from agit.run import README_MARK
 from agit.translate import (
     ImageTooLarge,
     check_fits,
@@ -233,7 +234,7 @@ def test_info_and_readme_of_a_ci_run(ci_run, tiny_data, capsys):
     readme = (ci_run / "README.md").read_text()
     assert main(["info", str(ci_run)]) == 0
     info = capsys.readouterr().out
-    assert info.strip() == readme.strip()
+    assert readme.startswith(README_MARK) and info.strip() == readme.removeprefix(README_MARK).strip()
     for text in ("# Run `ci-run`", "AGGAN (attention-guided, Mejjati et al. 2018), variant `ours`",
                  "`ci`; changed: `epochs=1`, `iters_per_epoch=2`",
                  f"`{tiny_data}`: trainA 8, trainB 8, testA 6, testB 6 images",
