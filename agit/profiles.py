@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import PRESETS, Config, preset
-from .jobs import ensure_runs, executor_from
+from .jobs import default_jobs, ensure_runs, executor_from
 from .locks import FolderLocked, folder_lock
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
@@ -325,7 +325,8 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
     executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
-    return Context(prof, out, data_root, device=device or None, runs=runs, jobs=jobs or prof.get("jobs", 1),
+    return Context(prof, out, data_root, device=device or None, runs=runs,
+                   jobs=jobs or default_jobs(prof, device, executor),
                    executor=executor or None)
 
 

@@ -27,3 +27,11 @@ def stop_during(trainer, epoch: int, step: int, stop=None):
         return out
 
     trainer.train_step = step_then_stop
+
+
+def job_process_gpu(barrier) -> tuple[int, str | None]:
+    """(pid, CUDA_VISIBLE_DEVICES) of the job process running this, once every job holds a process."""
+    import os
+
+    barrier.wait(timeout=120)
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
