@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -110,6 +111,20 @@ def _build(spec_dict: dict, cfg_dict: dict, run_dir: str, parent_dir: str | None
     if kid_protocol is not None and evaluate_if_needed(Path(run_dir), kid_protocol, device):
         done += " + evaluated"
     return done, time.time() - start
+
+
+def _cluster_job(*args) -> tuple[str, float]:
+    """A cluster job: `_build`, ending as `agit train` does when a signal stopped it (a scheduler's
+    time limit, `scancel`): exit 75 after the checkpoint, so the scheduler records the job as
+    interrupted and resumable (the next `agit reproduce` resumes it), not as a crash."""
+    from .cli import EXIT_INTERRUPTED
+    from .train import Interrupted
+
+    try:
+        return _build(*args)
+    except Interrupted as stop:
+        print(f"agit: interrupted, resumable: {stop}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _cost(ctx, spec: RunSpec) -> float:
@@ -283,7 +298,7 @@ def _ensure_parallel(todo, args, report, jobs, ctx, executor=None, gpus=()):
                 parent = _parent(ctx.specs[key])
                 if len(running) < jobs and (parent is None or parent in finished or parent not in todo):
                     waiting.remove(key)
-                    running.append((pool.submit(_build, *args(key)), key))
+                    running.append((pool.submit(_build if executor is None else _cluster_job, *args(key)), key))
                     print(f"started {key}", flush=True)
             # both futures and submitit jobs answer done(); submitit rate-limits its queue checks
             while not any(job.done() for job, _ in running):

@@ -13,7 +13,7 @@ groups and computes its generator loss; the config chooses the optimiser and,
 for WGAN, critic steps per generator step and weight clipping.
 
 The run folder (run.py) holds what a run writes; `fit` holds its lock, and SIGINT,
-SIGTERM and SIGUSR1 stop it at the end of the current iteration with a checkpoint
+SIGTERM, SIGUSR1 and SIGUSR2 stop it at the end of the current iteration with a checkpoint
 (raising Interrupted: the run is resumable).
 """
 
@@ -46,7 +46,10 @@ from .step import Updates, iteration_phases
 
 # SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
 # SIGUSR1: what SLURM sends ahead of the time limit when asked to (sbatch --signal=USR1@120).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+# SIGUSR2: the same warning for submitit's jobs (`agit reproduce --executor submitit:…`), which
+# submitit asks for (--signal=USR2@signal_delay_s, 90 s by default); during training it checkpoints
+# instead of submitit's handler (which requeues only a job it can checkpoint itself).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class TrainingDiverged(RuntimeError):
