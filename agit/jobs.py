@@ -3,7 +3,8 @@
 Missing runs are trained, unfinished ones resumed, finished ones reused, and runs
 without `metrics.json` evaluated; a fork (specs.py) starts from its parent's checkpoint
 as soon as the parent has written it. The runs train in this process, in `--jobs`
-local processes, or as submitit jobs (e.g. SLURM), each job one call of `_build`.
+local processes (one GPU each where there are GPUs: `local_pool`), or as submitit jobs
+(e.g. SLURM), each job one call of `_build`.
 Once a run is finished, only its latest.pt and the checkpoints forks start from are kept.
 """
 
@@ -106,10 +107,10 @@ def _build(spec_dict: dict, cfg_dict: dict, run_dir: str, parent_dir: str | None
     spec = RunSpec(**{**spec_dict, "fork": tuple(spec_dict["fork"]) if spec_dict["fork"] else None})
     cfg = Config.from_dict(cfg_dict)
     done = train_run(spec, cfg, Path(run_dir), Path(parent_dir) if parent_dir else None, device, threads)
-    if _placed_on is not None:
-        done += f", CUDA_VISIBLE_DEVICES={_placed_on}"
     if kid_protocol is not None and evaluate_if_needed(Path(run_dir), kid_protocol, device):
         done += " + evaluated"
+    if _placed_on is not None:
+        done += f", CUDA_VISIBLE_DEVICES={_placed_on}"
     return done, time.time() - start
 
 
