@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce full test test-browser lab install bench clean
+.PHONY: reproduce full test test-browser lab install bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ lab: $(STAMP)
 # Speed and memory on this machine -> results/bench/bench.{json,md} (about 8 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The paper's setting on one CUDA GPU (at most 8 minutes) -> results/bench/gpu.{json,md}; without CUDA, one line.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) results/runs results/*/runs results/*-local results/*/tutorial

@@ -3,7 +3,8 @@
 Missing runs are trained, unfinished ones resumed, finished ones reused, and runs
 without `metrics.json` evaluated; a fork (specs.py) starts from its parent's checkpoint
 as soon as the parent has written it. The runs train in this process, in `--jobs`
-local processes, or as submitit jobs (e.g. SLURM), each job one call of `_build`.
+local processes (one GPU each where there are GPUs: `local_pool`), or as submitit jobs
+(e.g. SLURM), each job one call of `_build`.
 Once a run is finished, only its latest.pt and the checkpoints forks start from are kept.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -107,7 +109,23 @@ def _build(spec_dict: dict, cfg_dict: dict, run_dir: str, parent_dir: str | None
     done = train_run(spec, cfg, Path(run_dir), Path(parent_dir) if parent_dir else None, device, threads)
     if kid_protocol is not None and evaluate_if_needed(Path(run_dir), kid_protocol, device):
         done += " + evaluated"
+    if _placed_on is not None:
+        done += f", CUDA_VISIBLE_DEVICES={_placed_on}"
     return done, time.time() - start
+
+
+def _cluster_job(*args) -> tuple[str, float]:
+    """A cluster job: `_build`, ending as `agit train` does when a signal stopped it (a scheduler's
+    time limit, `scancel`): exit 75 after the checkpoint, so the scheduler records the job as
+    interrupted and resumable (the next `agit reproduce` resumes it), not as a crash."""
+    from .cli import EXIT_INTERRUPTED
+    from .train import Interrupted
+
+    try:
+        return _build(*args)
+    except Interrupted as stop:
+        print(f"agit: interrupted, resumable: {stop}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _cost(ctx, spec: RunSpec) -> float:
@@ -150,6 +168,10 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
     todo = [key for key in todo if key not in reused]
     jobs = max(1, min(jobs, len(todo)))
     executor = executor_from(ctx.executor, ctx.out / "submitit")
+    gpus = job_gpus(ctx.device) if jobs > 1 and executor is None else []
+    if len(gpus) < jobs and gpus:
+        print(f"{jobs} jobs on {len(gpus)} GPUs: round-robin, up to {-(-jobs // len(gpus))} jobs share a GPU",
+              flush=True)
     # local processes share this machine's cores; a cluster job has its node's
     local_share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 and executor is None else None
     threads = ctx.profile.get("threads") or local_share
@@ -169,7 +191,7 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
             print(f"[{len(reused) + k}/{n}] {key} …", flush=True)
             report(k, key, *_build(*args(key)))
     else:
-        _ensure_parallel(todo, args, report, jobs, ctx, executor)
+        _ensure_parallel(todo, args, report, jobs, ctx, executor, gpus)
     for key in todo:
         prune_checkpoints(ctx, key)
     return {key: ctx.run_dir(key) for key in wanted}
@@ -221,21 +243,63 @@ def _typed(text: str):
     return text
 
 
-def _ensure_parallel(todo, args, report, jobs, ctx, executor=None):
-    """At most `jobs` runs at a time, in local processes or as `executor`'s (cluster) jobs."""
+def job_gpus(device: str | None) -> list[str]:
+    """The GPUs local job processes are spread over (CUDA_VISIBLE_DEVICES values): every visible
+    one when `device` is CUDA without an index (or unset, with CUDA present), else none:
+    `--device cpu` stays on the CPU and `--device cuda:1` puts every job on that GPU."""
+    if device not in (None, "", "auto", "cuda"):
+        return []
+    import torch
+
+    count = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = [g.strip() for g in visible.split(",")] if visible else [str(k) for k in range(count)]
+    return names[:count]
+
+
+def default_jobs(profile: dict, device: str | None, executor: str | None) -> int:
+    """`--jobs` when not given: one local job process per GPU, else the profile's."""
+    return (executor is None and len(job_gpus(device))) or profile.get("jobs", 1)
+
+
+def local_pool(jobs: int, gpus: list[str]):
+    """`jobs` spawned processes; with `gpus`, process k sees only GPU k mod len(gpus).
+
+    A process keeps its GPU for every run it trains: CUDA_VISIBLE_DEVICES is set by the
+    pool's initializer, before anything in that process touches CUDA, so each job's
+    `cuda` is its own card (without it, every job would train on GPU 0)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    spawn = multiprocessing.get_context("spawn")
+    if not gpus:
+        return ProcessPoolExecutor(jobs, mp_context=spawn)
+    slots = spawn.SimpleQueue()
+    for k in range(jobs):
+        slots.put(gpus[k % len(gpus)])
+    return ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_take_gpu, initargs=(slots,))
+
+
+_placed_on: str | None = None  # the GPU local_pool gave this job process
+
+
+def _take_gpu(slots) -> None:
+    global _placed_on
+    _placed_on = os.environ["CUDA_VISIBLE_DEVICES"] = slots.get()
+
+
+def _ensure_parallel(todo, args, report, jobs, ctx, executor=None, gpus=()):
+    """At most `jobs` runs at a time, in local processes (one GPU each, round-robin over
+    `gpus`) or as `executor`'s (cluster) jobs."""
     # longest first, a fork as soon as its parent is done: the workers finish about together
     waiting, running, finished, k = sorted(todo, key=lambda key: -_cost(ctx, ctx.specs[key])), [], set(), 0
-    with (contextlib.nullcontext(executor) if executor is not None else
-          ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))) as pool:
+    with contextlib.nullcontext(executor) if executor is not None else local_pool(jobs, list(gpus)) as pool:
         while waiting or running:
             for key in list(waiting):
                 parent = _parent(ctx.specs[key])
                 if len(running) < jobs and (parent is None or parent in finished or parent not in todo):
                     waiting.remove(key)
-                    running.append((pool.submit(_build, *args(key)), key))
+                    running.append((pool.submit(_build if executor is None else _cluster_job, *args(key)), key))
                     print(f"started {key}", flush=True)
             # both futures and submitit jobs answer done(); submitit rate-limits its queue checks
             while not any(job.done() for job, _ in running):

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import PRESETS, Config, preset
-from .jobs import ensure_runs, executor_from
 from .data import dataset_lock
 from .files import write_atomically
+from .jobs import default_jobs, ensure_runs, executor_from
 from .locks import FolderLocked
 from .specs import ABLATIONS, RunSpec, custom_spec, run_specs
 
@@ -350,7 +350,8 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
     executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
-    return Context(prof, out, data_root, device=device or None, runs=runs, jobs=jobs or prof.get("jobs", 1),
+    return Context(prof, out, data_root, device=device or None, runs=runs,
+                   jobs=jobs or default_jobs(prof, device, executor),
                    executor=executor or None)
 
 

@@ -88,7 +88,7 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
     profile = prof["name"]
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or prof["jobs"],
+    params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or 0,
                   device=device or "", executor=executor or "")
     stream = stream or sys.stdout
     start, timings, failure = time.time(), {}, None

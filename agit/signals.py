@@ -1,8 +1,8 @@
 """Stop signals: how agit stops when asked to, from the first line of `agit …` to the last.
 
-SIGINT (Ctrl-C), SIGTERM (kill, docker stop, a scheduler's time limit) and SIGUSR1 (SLURM's
-early warning) stop every command with exit status 75 and one line, never a traceback or
-death by signal. Where work is in progress, it stops at a point where nothing is half done:
+SIGINT (Ctrl-C), SIGTERM (kill, docker stop, a scheduler's time limit), SIGUSR1 and SIGUSR2
+(SLURM's and submitit's early warnings) stop every command with exit status 75 and one line, never
+a traceback or death by signal. Where work is in progress, it stops at a point where nothing is half done:
 training after the current iteration with a checkpoint (train.py), translation after the
 current image (translate.py), each by its own handler (`stop_signals`). Elsewhere, at
 start-up above all (imports, building the model), `stop_now` raises Stopped at once:
@@ -18,7 +18,10 @@ from contextlib import contextmanager
 
 # SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
 # SIGUSR1: what SLURM sends ahead of the time limit when asked to (sbatch --signal=USR1@120).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+# SIGUSR2: the same warning for submitit's jobs (`agit reproduce --executor submitit:…`), which
+# submitit asks for (--signal=USR2@signal_delay_s, 90 s by default); during training it checkpoints
+# instead of submitit's handler (which requeues only a job it can checkpoint itself).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class Stopped(KeyboardInterrupt):

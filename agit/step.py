@@ -104,8 +104,13 @@ def mixed_precision(precision: str, device: torch.device):
 
     bf16 keeps float32's exponent range, so its gradients need no scaling; fp16's
     small gradients would underflow without the scaler. For 'fp32' and 'bf16' the
-    scaler is disabled: it passes losses and optimiser steps through unchanged.
+    scaler is disabled: it passes losses and optimiser steps through unchanged. fp16 is
+    refused off CUDA: its grad scaler and half-precision arithmetic are for a GPU's units,
+    which a CPU emulates (bf16 is the CPU's reduced precision).
     """
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision=fp16 needs a CUDA GPU (this run is on {device.type}); "
+                         f"use precision=bf16 or fp32")
     if precision == "fp32":
         autocast = contextlib.nullcontext
     else:

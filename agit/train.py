@@ -13,7 +13,7 @@ groups and computes its generator loss; the config chooses the optimiser and,
 for WGAN, critic steps per generator step and weight clipping.
 
 The run folder (run.py) holds what a run writes; `fit` holds its lock, and SIGINT,
-SIGTERM and SIGUSR1 stop it at the end of the current iteration with a checkpoint
+SIGTERM, SIGUSR1 and SIGUSR2 stop it at the end of the current iteration with a checkpoint
 (raising Interrupted: the run is resumable).
 """
 

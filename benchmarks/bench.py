@@ -7,7 +7,9 @@ way, translate throughput, and the peak RSS of a 256-px training process; then
 each opt-in optimisation against the default step of the quick preset: torch.compile
 (its compile time apart, from an empty compile cache), bf16/fp16 autocast (on CUDA
 only), and the cached pre-resized images against decoding each file per item.
-Writes results/bench/bench.json (flat keys) and bench.md.
+What is compared is timed interleaved (agit step, plain step, matmul: A B C A B C …,
+timing.py), reported as min / median / max, and a run whose spread shows a busy machine
+is flagged. Writes results/bench/bench.json (flat keys) and bench.md.
 """
 
 from __future__ import annotations
@@ -32,32 +34,28 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from agit import preset  # noqa: E402
 from agit.synthetic import make_synthetic  # noqa: E402
 from agit.train import Trainer  # noqa: E402
+from timing import busy_note, busy_warnings, interleaved  # noqa: E402
 
 SIZES = (64, 128, 256)
 
 
-def matmul_peak(n: int = 2048, reps: int = 10) -> float:
-    """Best-of float32 GEMM throughput, GFLOP/s: the ceiling a conv net could approach."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / reps)
-    return 2 * n**3 / best / 1e9
+MATMUL_N = 2048
 
 
-def timed(fn, reps: int) -> float:
-    """Median seconds of `fn()` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def matmul():
+    """A float32 GEMM (2 n^3 FLOPs) to time beside the steps: the ceiling a conv net could approach."""
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    return lambda: a @ b
+
+
+def gflops_of_matmul(seconds: float) -> float:
+    return 2 * MATMUL_N**3 / seconds / 1e9
+
+
+def record(out: dict, key: str, stats: dict) -> float:
+    """stats' min / median / max under key_min, key (the median), key_max; returns the median."""
+    out.update({f"{key}_min": stats["min"], key: stats["median"], f"{key}_max": stats["max"]})
+    return stats["median"]
 
 
 def flops(fn) -> int:
@@ -117,19 +115,29 @@ def batch(trainer: Trainer, n: int = 1):
 
 
 def bench_size(data: Path, size: int, reps: int) -> dict:
-    out = {}
+    """agit's step, the plain step and the matmul peak at `size`, interleaved, stage 1 and stage 2."""
+    out, timings = {}, {}
     for stage in (1, 2):
         ours = make_trainer(data, size, stage == 2)
         plain = make_trainer(data, size, stage == 2)
         plain.model.load_state_dict(ours.model.state_dict())
         s, t = batch(ours)
-        out[f"step_s_{size}_stage{stage}"] = timed(lambda: ours.train_step(s, t), reps)
-        out[f"plain_step_s_{size}_stage{stage}"] = timed(lambda: plain_step(plain, s, t), reps)
+        got = interleaved({"step": lambda: ours.train_step(s, t), "plain": lambda: plain_step(plain, s, t),
+                           "matmul": matmul()}, reps)
+        record(out, f"step_s_{size}_stage{stage}", got["step"])
+        record(out, f"plain_step_s_{size}_stage{stage}", got["plain"])
+        out[f"peak_gflops_{size}_stage{stage}"] = gflops_of_matmul(got["matmul"]["median"])
         out[f"gflop_per_step_{size}_stage{stage}"] = flops(lambda: ours.train_step(s, t)) / 1e9
-    for key in ("step_s", "plain_step_s", "gflop_per_step"):
+        timings.update({f"{name} {size} px stage {stage}": v for name, v in got.items()})
+    for key in ("step_s", "plain_step_s", "gflop_per_step", "peak_gflops"):
         out[f"{key}_{size}"] = (out[f"{key}_{size}_stage1"] + out[f"{key}_{size}_stage2"]) / 2
+    for key in ("step_s", "plain_step_s"):
+        for end in ("min", "max"):
+            out[f"{key}_{size}_{end}"] = (out[f"{key}_{size}_stage1_{end}"] + out[f"{key}_{size}_stage2_{end}"]) / 2
     out[f"gflops_{size}"] = out[f"gflop_per_step_{size}"] / out[f"step_s_{size}"]
     out[f"speedup_{size}"] = out[f"plain_step_s_{size}"] / out[f"step_s_{size}"]
+    out[f"peak_frac_{size}"] = out[f"gflops_{size}"] / out[f"peak_gflops_{size}"]
+    out[f"busy_{size}"] = busy_warnings(timings, {f"agit step {size} px": out[f"peak_frac_{size}"]})
     return out
 
 
@@ -149,21 +157,29 @@ def _bench_options(data: Path, reps: int) -> dict:
     variants = {"default": {}, "compiled": dict(compile=True)}
     if torch.cuda.is_available():  # a CPU without bf16/fp16 units only slows down under autocast
         variants.update(bf16=dict(precision="bf16"), fp16=dict(precision="fp16"))
-    out = {"peak_gflops_1thread": matmul_peak()}
-    for name, overrides in variants.items():
-        steps, firsts = [], []
-        for stage2 in (False, True):
-            trainer = make_trainer(data, None, stage2, preset_name="quick", **overrides)
-            s, t = batch(trainer, trainer.cfg.batch_size)
+    out, steps, firsts, timings = {}, {name: [] for name in variants}, {name: 0.0 for name in variants}, {}
+    peaks = []
+    for stage2 in (False, True):
+        trainers = {name: make_trainer(data, None, stage2, preset_name="quick", **o) for name, o in variants.items()}
+        s, t = batch(trainers["default"], trainers["default"].cfg.batch_size)
+        for name, trainer in trainers.items():  # the first step compiles (each stage's graphs differ)
             start = time.perf_counter()
             trainer.train_step(s, t)
-            firsts.append(time.perf_counter() - start)
-            steps.append(timed(lambda: trainer.train_step(s, t), reps))
-            if name == "default" and not stage2:
-                out["quick_gflop_per_step"] = flops(lambda: trainer.train_step(s, t)) / 1e9
-        out[f"quick_{name}_step_s"] = sum(steps) / 2
-        out[f"quick_{name}_first_step_s"] = sum(firsts)
+            firsts[name] += time.perf_counter() - start
+        got = interleaved({**{name: (lambda tr=tr: tr.train_step(s, t)) for name, tr in trainers.items()},
+                           "matmul": matmul()}, reps)
+        for name in variants:
+            steps[name].append(got[name])
+        peaks.append(gflops_of_matmul(got["matmul"]["median"]))
+        timings.update({f"quick {name} stage {2 if stage2 else 1}": v for name, v in got.items()})
+        if not stage2:
+            out["quick_gflop_per_step"] = flops(lambda: trainers["default"].train_step(s, t)) / 1e9
+    for name in variants:
+        record(out, f"quick_{name}_step_s", {k: sum(st[k] for st in steps[name]) / 2 for k in ("min", "median", "max")})
+        out[f"quick_{name}_first_step_s"] = firsts[name]
+    out["peak_gflops_1thread"] = sum(peaks) / 2
     out["compile_s"] = out["quick_compiled_first_step_s"] - 2 * out["quick_compiled_step_s"]
+    out["busy_options"] = busy_warnings(timings)
     return out
 
 
@@ -189,7 +205,7 @@ def translate_throughput(data: Path, size: int = 256, n: int = 8, reps: int = 3)
     model = trainer.model.eval()
     x, _ = batch(trainer, n)
     with torch.no_grad():
-        seconds = timed(lambda: model.translate(x, "s2t"), reps)
+        seconds = interleaved({"translate": lambda: model.translate(x, "s2t")}, reps)["translate"]["median"]
     return n / seconds
 
 
@@ -224,28 +240,35 @@ def _peak_mb(code: str) -> float:
 
 def markdown(r: dict) -> str:
     lines = [
-        f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}; "
-        f"float32 matmul peak {r['peak_gflops']:.1f} GFLOP/s (measured in this run).",
+        f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}; float32 matmul peak measured "
+        f"in this run, interleaved with each size's steps.",
         "",
-        "| size | agit step (s) | plain step (s) | speed-up | GFLOP/step | GFLOP/s | % of matmul peak |",
-        "|---|---|---|---|---|---|---|",
+        "| size | agit step (s): median (min–max) | plain step (s): median (min–max) | speed-up | GFLOP/step "
+        "| GFLOP/s | matmul GFLOP/s | % of matmul peak |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in r["sizes"]:
         lines.append(
-            f"| {s} | {r[f'step_s_{s}']:.3f} | {r[f'plain_step_s_{s}']:.3f} | {r[f'speedup_{s}']:.2f}x "
-            f"| {r[f'gflop_per_step_{s}']:.1f} | {r[f'gflops_{s}']:.1f} | {100 * r[f'peak_frac_{s}']:.0f} % |")
+            f"| {s} | {r[f'step_s_{s}']:.3f} ({r[f'step_s_{s}_min']:.3f}–{r[f'step_s_{s}_max']:.3f}) "
+            f"| {r[f'plain_step_s_{s}']:.3f} ({r[f'plain_step_s_{s}_min']:.3f}–{r[f'plain_step_s_{s}_max']:.3f}) "
+            f"| {r[f'speedup_{s}']:.2f}x | {r[f'gflop_per_step_{s}']:.1f} | {r[f'gflops_{s}']:.1f} "
+            f"| {r[f'peak_gflops_{s}']:.1f} | {100 * r[f'peak_frac_{s}']:.0f} % |")
+    lines += ["", busy_note([w for s in r["sizes"] for w in r[f"busy_{s}"]] + r.get("busy_options", []))]
+    if "translate_img_s" not in r:
+        return "\n".join(lines) + "\n"
     lines += ["", f"Translate throughput (256 px, batch 8): {r['translate_img_s']:.2f} images/s.",
               f"Peak RSS of a 256-px training process (batch 1): {r['rss_mb_256']:.0f} MB with "
               f"`recompute_activations` ({r['step_s_256_recompute']:.2f} s/it), "
               f"{r['rss_mb_256_default']:.0f} MB without"
               + (f" ({r['step_s_256']:.2f} s/it); " if "step_s_256" in r else "; ") +
               f"importing torch alone takes {r['rss_mb_import']:.0f} MB.",
-              "Step times: median of the timed repetitions after a warm-up step, averaged over stage 1 and "
+              "Step times: median (min–max) of the interleaved rounds after a warm-up call each, averaged over stage 1 and "
               "stage 2; official networks, batch 1. FLOPs counted with torch.utils.flop_counter.",
               "", f"Opt-in config fields on the `quick` preset ({preset('quick').size} px, batch "
               f"{preset('quick').batch_size}, 1 thread: each of the quick "
               f"profile's two parallel jobs), {r['quick_gflop_per_step']:.1f} GFLOP a step:", "",
-              "| config | step (s) | vs default | % of 1-thread matmul peak | one-off cost |", "|---|---|---|---|---|"]
+              "| config | step (s): median (min–max) | vs default | % of 1-thread matmul peak | one-off cost |",
+              "|---|---|---|---|---|"]
     default = r["quick_default_step_s"]
     for name, field, cost in (("default", "default", "none"),
                               ("compiled", "`compile=true`", f"compile {r['compile_s']:.0f} s (empty cache)"),
@@ -253,7 +276,8 @@ def markdown(r: dict) -> str:
         if f"quick_{name}_step_s" in r:
             step = r[f"quick_{name}_step_s"]
             frac = r["quick_gflop_per_step"] / step / r["peak_gflops_1thread"]
-            lines.append(f"| {field} | {step:.3f} | {default / step:.2f}x | {100 * frac:.0f} % | {cost} |")
+            lines.append(f"| {field} | {step:.3f} ({r[f'quick_{name}_step_s_min']:.3f}–{r[f'quick_{name}_step_s_max']:.3f}) "
+                         f"| {default / step:.2f}x | {100 * frac:.0f} % | {cost} |")
     lines += ["", f"Training items ({r['data_size']} px crop, flip; PNG files): {r['data_ms']:.2f} ms each "
               f"decoding and resizing the file, {r['data_ms_cached']:.2f} ms from `cache_images` (built once in {r['cache_build_s']:.2f} s "
               f"for {r['cache_images_n']} images)."]
@@ -263,30 +287,36 @@ def markdown(r: dict) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    p.add_argument("--reps", type=int, default=3, help="timed repetitions (one at 256 px)")
+    p.add_argument("--reps", type=int, default=3, help="timed rounds (two at 256 px)")
+    p.add_argument("--steps-only", action="store_true",
+                   help="only the step table (agit, plain, matmul interleaved): a quick check of the flag")
     p.add_argument("--out", default="results/bench")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     data = make_synthetic(tempfile.mkdtemp(), "bench", size=max(args.sizes), n_train=8, n_test=2)
     result = {"machine": f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)",
               "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "peak_gflops": matmul_peak(), "sizes": args.sizes}
+              "sizes": args.sizes}
     for size in args.sizes:
-        result.update(bench_size(data, size, 1 if size >= 256 else args.reps))  # 256 px: ~20 s a step
-        result[f"peak_frac_{size}"] = result[f"gflops_{size}"] / result["peak_gflops"]
+        result.update(bench_size(data, size, min(2, args.reps) if size >= 256 else args.reps))  # 256 px: ~20 s a step
         print(f"{size} px: {result[f'step_s_{size}']:.3f} s/it (plain {result[f'plain_step_s_{size}']:.3f})",
               flush=True)
+    if args.steps_only:
+        return write(result, Path(args.out))
     result["translate_img_s"] = translate_throughput(data, max(args.sizes))
     # The default keeps every activation; recompute_activations trades a forward pass for memory.
     result["rss_mb_256_default"] = rss_of_training(data, 256)
     result["rss_mb_256"] = rss_of_training(data, 256, recompute=True)
     lean = make_trainer(data, 256, False, recompute_activations=True)
     s, t = batch(lean)
-    result["step_s_256_recompute"] = timed(lambda: lean.train_step(s, t), 1)
+    result["step_s_256_recompute"] = interleaved({"step": lambda: lean.train_step(s, t)}, 1)["step"]["median"]
     result["rss_mb_import"] = rss_of_import()
     result.update(bench_options(data, args.reps))
     result.update(data_item_ms(data, max(args.sizes)))
-    out = Path(args.out)
+    write(result, Path(args.out))
+
+
+def write(result: dict, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(markdown(result))

@@ -55,3 +55,11 @@ def error_line(err: str) -> str:
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("agit:")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+def job_process_gpu(barrier) -> tuple[int, str | None]:
+    """(pid, CUDA_VISIBLE_DEVICES) of the job process running this, once every job holds a process."""
+    import os
+
+    barrier.wait(timeout=120)
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
