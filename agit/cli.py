@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+import warnings
 from pathlib import Path
 
+from . import __version__
 from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
 
 EXIT_ERROR = 2
@@ -95,25 +98,61 @@ def cmd_reproduce(args):
     reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device, executor=args.executor)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help unless the help names it; long tokens (an
+    --executor example) kept whole on their own line rather than broken mid-word."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS) \
+                and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width,
+                             break_long_words=False, break_on_hyphens=False)
+
+
+class Parser(argparse.ArgumentParser):
+    """agit's parser; its sub-commands' parsers are of this class too, so they share the formatter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=HelpFormatter, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agit", description=__doc__)
+    p = Parser(prog="agit", description=__doc__)
+    p.add_argument("--version", action="version", version=f"agit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train AGGAN (or a variant, or a baseline) on a dataset folder")
+    t = sub.add_parser("train", help="train AGGAN (or a variant, or a baseline) on a dataset folder",
+                       description="Train AGGAN, one of its Table 2 variants, or a Table 1 baseline on a "
+                                   "folder with trainA/ and trainB/ (agit data synth/import/download makes "
+                                   "one). The run folder gets config.json, log.jsonl, samples/ and "
+                                   "checkpoints/; the schedule is checked before anything is trained.")
     t.add_argument("--data", help="dataset root with trainA/ trainB/ (default: the preset's)")
-    t.add_argument("--preset", choices=list(PRESETS), help="default quick")
+    t.add_argument("--preset", choices=list(PRESETS),
+                   help="official (the released code), paper (its text), quick (CPU minutes), ci (seconds); "
+                        "default quick")
     t.add_argument("--method", choices=METHODS,
                    help="aggan (default) or a Table 1 baseline, with its own loss settings over the preset's "
                         "(--method cyclegan is --variant cyclegan)")
     t.add_argument("--variant", choices=VARIANTS, help="an AGGAN ablation (Table 2)")
-    t.add_argument("--epochs", type=int, help="with --resume: may differ from the run's (e.g. more)")
-    t.add_argument("--switch-epoch", type=int, help="first epoch of stage 2")
+    t.add_argument("--epochs", type=int,
+                   help="default: the preset's; shorter than the preset's schedule is refused, naming the "
+                        "fields to shorten with it; with --resume: may differ from the run's (e.g. more)")
+    t.add_argument("--switch-epoch", type=int,
+                   help="epochs of stage 1 before stage 2 (attention frozen, D sees attended pixels); "
+                        "default: the preset's")
     t.add_argument("--out", help="run folder (default results/runs/<data>-<preset>-<variant or method>)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out; settings that change what is learned must be the run's")
     t.add_argument("--overwrite", action="store_true",
                    help="start over in --out, deleting the run there (without it, such a folder is refused)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field")
+    t.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="any config field, typed like its default (none where the default is none); "
+                        "several: --set lr=1e-4 batch_size=2")
     t.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     t.set_defaults(func=cmd_train)
 
@@ -123,11 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "OUT/images/NAME.png (the translation) and OUT/attention/NAME.png (where it was applied), "
                     "both at the input's size; NAME keeps its extension, so photo.jpg and photo.png stay apart. "
                     "Exit status 1 if an image failed (the others are still written).")
-    r.add_argument("--run", required=True)
+    r.add_argument("--run", required=True, help="a run folder (agit train --out)")
     r.add_argument("--input", required=True, help="a folder of images, or one image file")
     r.add_argument("--direction", default="s2t", choices=["s2t", "t2s"],
                    help="s2t: source (A) to target (B); t2s: back")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, help="output folder (created; files there are replaced)")
     r.add_argument("--size", type=int, metavar="N",
                    help="resize each image so that its shorter side is N px before translating (aspect kept; "
                         "outputs come back at the input's size, the input's own pixels kept where attention "
@@ -143,46 +182,51 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_translate)
 
     n = sub.add_parser("info", help="what a run is: method, preset, data, schedule done, seed, metrics, version")
-    n.add_argument("run")
+    n.add_argument("run", help="a run folder (agit train --out)")
     n.set_defaults(func=cmd_info)
 
     e = sub.add_parser("evaluate", help="KID (paper protocol) and ground-truth metrics of a run")
-    e.add_argument("--run", required=True)
+    e.add_argument("--run", required=True, help="a run folder (agit train --out)")
     e.add_argument("--data", help="dataset root (default: the run's)")
     e.add_argument("--kid", default="scene-cnn", choices=["inception", "scene-cnn", "domain-cnn", "none"],
                    help="feature extractor for KID: Inception (needs its weights file); offline: scene-cnn "
                         "(object and background labels, agit's synthetic data) or domain-cnn (any two folders)")
-    e.add_argument("--kid-subsets", type=int, default=10)
-    e.add_argument("--kid-subset-size", type=int, default=50)
-    e.add_argument("--device")
+    e.add_argument("--kid-subsets", type=int, default=10, help="random subsets KID is averaged over (paper: 10)")
+    e.add_argument("--kid-subset-size", type=int, default=50,
+                   help="images per subset (paper: 50); smaller test sets use all their images, and say so")
+    e.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("data", help="make, fetch or import a dataset")
     dsub = d.add_subparsers(dest="action", required=True)
     s = dsub.add_parser("synth", help="an embedded synthetic pair of domains, with masks and test counterfactuals")
-    s.add_argument("--root", default="data")
-    s.add_argument("--name", default="synthetic")
-    s.add_argument("--size", type=int, default=PRESETS["quick"]["size"], help="image side (default: the quick preset's)")
-    s.add_argument("--n-train", type=int, default=400)
-    s.add_argument("--n-test", type=int, default=100)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--background", default="distinct", choices=["distinct", "shared"])
-    s.add_argument("--empty-fraction", type=float, default=0.15)
+    s.add_argument("--root", default="data", help="folder the dataset goes into")
+    s.add_argument("--name", default="synthetic", help="dataset folder name: ROOT/NAME")
+    s.add_argument("--size", type=int, default=PRESETS["quick"]["size"],
+                   help="image side (default: the quick preset's, %(default)s)")
+    s.add_argument("--n-train", type=int, default=400, help="training images per domain")
+    s.add_argument("--n-test", type=int, default=100, help="test images per domain (with masks)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed makes the same images")
+    s.add_argument("--background", default="distinct", choices=["distinct", "shared"],
+                   help="distinct: each domain its own background (the paper's tension); shared: one for both")
+    s.add_argument("--empty-fraction", type=float, default=0.15, help="share of images without an object")
     s.add_argument("--overlap", type=float, default=0.3,
                    help="chance that an image takes the other domain's background (0: fully domain-specific)")
     s.add_argument("--style", default="horse2zebra",
                    help="objects, coats and backgrounds: horse2zebra (default), apple2orange, star2leopard")
     g = dsub.add_parser("download", help="a CycleGAN dataset zip")
-    g.add_argument("name")
-    g.add_argument("--root", default="data")
+    from .data import CYCLEGAN_DATASETS
+
+    g.add_argument("name", help=f"one of {', '.join(CYCLEGAN_DATASETS)}")
+    g.add_argument("--root", default="data", help="folder the dataset goes into")
     g.add_argument("--url", help="base URL (default $AGIT_DATASET_URL or the efrosgans host)")
     i = dsub.add_parser("import", help="two folders of images into the dataset layout")
     i.add_argument("--a", required=True, help="source-domain images")
     i.add_argument("--b", required=True, help="target-domain images")
-    i.add_argument("--name", required=True)
-    i.add_argument("--root", default="data")
-    i.add_argument("--test-fraction", type=float, default=0.1)
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--name", required=True, help="dataset folder name: ROOT/NAME")
+    i.add_argument("--root", default="data", help="folder the dataset goes into")
+    i.add_argument("--test-fraction", type=float, default=0.1, help="share of each domain held out as test images")
+    i.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     d.set_defaults(func=cmd_data)
 
     from .profiles import PROFILES, STAGES
@@ -205,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, *rest, **kw: f"agit: warning: {message}\n"  # one line, no source
     from .data import DataError
     from .train import Interrupted, TrainingDiverged
 
