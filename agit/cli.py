@@ -16,6 +16,10 @@ from . import __version__
 from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
 
 EXIT_ERROR = 2
+KID_HELP = ("KID features. auto: scene-cnn on agit's synthetic data, else inception if its weights file is on "
+            "this machine, else domain-cnn; inception: the paper's (torch-fidelity's weights file); offline: "
+            "scene-cnn (object and background labels of agit's synthetic data), domain-cnn (a classifier of the "
+            "dataset's two domains, any pair of folders; comparable only within that dataset)")
 EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 
 
@@ -74,8 +78,24 @@ def cmd_evaluate(args):
 
     result = evaluate_run(args.run, args.data, args.kid, args.device, kid_subsets=args.kid_subsets,
                           kid_subset_size=args.kid_subset_size)
+    if result["kid_note"]:
+        print(result["kid_note"])
     print(format_table(result))
     print(f"{result['seconds']} s -> {args.run}/metrics.json")
+
+
+def cmd_kid(args):
+    from .evaluate import folder_kid
+
+    r = folder_kid(args.a_dir, args.b_dir, args.kid, args.data, args.kid_subsets, args.kid_subset_size,
+                   args.device or "cpu")
+    if r["kid_note"]:
+        print(r["kid_note"])
+    print(f"KID {r['kid']:.5f} ± {r['kid_std']:.5f} (x100, as the paper: {100 * r['kid']:.3f} ± "
+          f"{100 * r['kid_std']:.3f}); {r['kid_extractor']} features, {r['kid_subsets']} subsets of "
+          f"{r['kid_subset_size']}, {r['counts'][0]} and {r['counts'][1]} images")
+    if r["kid"] < 0:
+        print("(below 0: the unbiased estimator's noise around 0; the two sets are indistinguishable to these features)")
 
 
 def cmd_data(args):
@@ -188,14 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="KID (paper protocol) and ground-truth metrics of a run")
     e.add_argument("--run", required=True, help="a run folder (agit train --out)")
     e.add_argument("--data", help="dataset root (default: the run's)")
-    e.add_argument("--kid", default="scene-cnn", choices=["inception", "scene-cnn", "domain-cnn", "none"],
-                   help="feature extractor for KID: Inception (needs its weights file); offline: scene-cnn "
-                        "(object and background labels, agit's synthetic data) or domain-cnn (any two folders)")
+    e.add_argument("--kid", default="auto", choices=["auto", "inception", "scene-cnn", "domain-cnn", "none"],
+                   help=KID_HELP + "; none: no KID, the metrics that need no features (default: auto)")
     e.add_argument("--kid-subsets", type=int, default=10, help="random subsets KID is averaged over (paper: 10)")
     e.add_argument("--kid-subset-size", type=int, default=50,
                    help="images per subset (paper: 50); smaller test sets use all their images, and say so")
     e.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     e.set_defaults(func=cmd_evaluate)
+
+    k = sub.add_parser("kid", help="KID between two folders of images (as torch-fidelity's fidelity --kid)",
+                       description="KID (Binkowski et al.) between the images of two folders, e.g. translations "
+                                   "against the real target images: the lower, the closer the two sets.")
+    k.add_argument("a_dir", help="a folder of images (e.g. agit translate's OUT/images)")
+    k.add_argument("b_dir", help="another folder of images (e.g. the target domain's test images)")
+    k.add_argument("--kid", default="auto", choices=["auto", "inception", "scene-cnn", "domain-cnn"],
+                   help=KID_HELP + " (default: auto)")
+    k.add_argument("--data", help="dataset (trainA/ trainB/) that the offline domain-cnn or scene-cnn features "
+                                  "are learned on; needed without the Inception weights")
+    k.add_argument("--kid-subsets", type=int, default=10, help="random subsets KID is averaged over")
+    k.add_argument("--kid-subset-size", type=int, default=50,
+                   help="images per subset; smaller folders use all their images, and say so")
+    k.add_argument("--device", help="cuda, cuda:1, cpu (default: cpu)")
+    k.set_defaults(func=cmd_kid)
 
     d = sub.add_parser("data", help="make, fetch or import a dataset")
     dsub = d.add_subparsers(dest="action", required=True)

@@ -30,10 +30,12 @@ class Progress:
     """One loop's progress: `update(status=...)` after each item; `status` is a short text
     (a live bar has room for about 20 characters of it at 80 columns)."""
 
-    def __init__(self, total: int, desc: str, initial: int = 0, unit: str = "it", enabled: bool = True):
-        self.total, self.desc, self.unit, self.enabled = total, desc, unit, enabled
+    def __init__(self, total: int | None, desc: str, initial: int = 0, unit: str = "it", enabled: bool = True,
+                 every: int = LINE_EVERY, **bar):
+        """`every`: items between lines when not in a terminal; `bar`: more tqdm settings (unit_scale)."""
+        self.total, self.desc, self.unit, self.enabled, self.every = total, desc, unit, enabled, every
         self.done, self.start = initial, time.monotonic()
-        self.bar = (tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+        self.bar = (tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, dynamic_ncols=True, **bar)
                     if enabled and interactive() else None)
 
     def update(self, n: int = 1, status: str = ""):
@@ -42,8 +44,8 @@ class Progress:
             if status:
                 self.bar.set_postfix_str(status, refresh=False)
             self.bar.update(n)
-        elif self.enabled and self.done % LINE_EVERY == 0 and self.done < self.total:
-            print(f"{self.desc}: {self.done}/{self.total} {self.unit}, {self.elapsed():.0f} s"
+        elif self.enabled and self.done // self.every > (self.done - n) // self.every and self.done != self.total:
+            print(f"{self.desc}: {self.done}/{self.total or '?'} {self.unit}, {self.elapsed():.0f} s"
                   + (f", {status}" if status else ""), file=sys.stderr, flush=True)
 
     def elapsed(self) -> float:

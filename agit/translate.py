@@ -31,12 +31,12 @@ from torch import nn
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
-from tqdm.auto import tqdm
 
 from .data import IMG_EXTENSIONS, DataError, read_rgb
 from .features import to_uint8
 from .model import DIRECTIONS, AGGAN, Translation
 from .nets import Discriminator
+from .progress import track
 
 # Two halvings of an 8-px side leave 2 px, the least the residual blocks' reflect padding takes.
 MIN_SIDE = 8
@@ -273,7 +273,7 @@ def translate_folder(model: AGGAN, source, direction: str, out_dir, size: int | 
     images, skipped = find_inputs(source, recursive, out)
     tally = Tally(skipped=skipped)
     device = next(model.parameters()).device
-    for path, relative in tqdm(images.items(), desc=f"translating ({direction})", disable=not progress):
+    for path, relative in track(images.items(), f"translating ({direction})", unit="img", enabled=progress):
         name = output_name(relative)
         try:
             pixels = read_rgb(path)
