@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train the runs as submitit jobs, e.g. on SLURM: "
                          "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880 (--jobs: how many at once)")
     rp.set_defaults(func=cmd_reproduce)
+    for group in (sub, dsub):  # a sub-command without a description of its own shows its help as one
+        for pseudo in group._choices_actions:
+            group.choices[pseudo.dest].description = group.choices[pseudo.dest].description or pseudo.help
     return p
 
 

@@ -373,6 +373,22 @@ def check_schedule(cfg: Config):
     raise ValueError(f"schedule of {cfg.epochs} epochs: {'; '.join(faults)}. Use {offer}")
 
 
+def schedule_text(cfg: Config, per_epoch: int | None = None, reached: int | None = None) -> str:
+    """The schedule in words, 1-based epochs; with `reached` (epochs done), stages not reached say so."""
+    reached = cfg.epochs if reached is None else reached
+    parts = [f"{cfg.epochs} epochs" + (f" × {per_epoch} iterations" if per_epoch else "") + f", batch {cfg.batch_size}"]
+    if cfg.has_attention and cfg.att_warmup_epochs:
+        parts.append(f"attention held in epochs 1-{cfg.att_warmup_epochs}")
+    if cfg.has_attention:
+        stage2 = f"stage 2 from epoch {cfg.switch_epoch + 1}"
+        if cfg.switch_epoch >= reached:
+            stage2 += " (not reached)" if reached < cfg.epochs else " (after the last: resume with more --epochs)"
+        parts.append(stage2)
+    if cfg.decay_epoch < cfg.epochs:
+        parts.append(f"lr {cfg.lr:g}, decaying from epoch {cfg.decay_epoch + 1}")
+    return "; ".join(parts)
+
+
 # -- comparing configs: what a resume may change, what reproduce ignores ----------------------
 # Fields that change how a run computes or what it records, not what it learns: a resume
 # may change them (the log records it), and reproduce ignores them when it compares a

@@ -15,10 +15,21 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import Config, preset
+from .config import Config, preset, schedule_text
 from .data import SPLIT_FOLDERS, DataError, list_images
 from .run import Run
 
+# metrics.json keys in words (agit.metrics has their definitions).
+METRIC_NAMES = {
+    "cf_kid": "KID ×100 to the true translations", "cf_kid_std": "its std over subsets",
+    "cf_psnr": "PSNR to the true translations, dB", "texture": "texture distance to the true translations",
+    "object_target": "objects judged the target's, share", "iou": "attention IoU at τ",
+    "iou_sweep": "attention IoU over τ 0.1-0.9", "bg_psnr": "background PSNR (input vs output), dB",
+    "empty_att": "attention on object-free images", "fg_change": "object change, mean absolute on [0, 1]",
+    "kid": "KID ×100 (paper: mean of vs target and vs source)", "kid_std": "its std over subsets",
+    "kid_target": "KID ×100 vs the target test set", "kid_source": "KID ×100 vs the source test set",
+    "att_mean": "mean attention", "changed": "share of pixels changed",
+}
 PROVENANCE = "provenance.json"  # the code that last trained the run, written with README.md
 
 
@@ -74,17 +85,16 @@ def _changed(cfg: Config) -> str:
 
 
 def _schedule(run: Run, cfg: Config, counts: dict) -> str:
+    """Done and planned; a stage the run has not reached says so (`schedule_text`)."""
     per_epoch = (cfg.iterations_per_epoch(counts["trainA"], counts["trainB"])
                  if "trainA" in counts and "trainB" in counts else cfg.iters_per_epoch)
-    planned = f"{cfg.epochs} epochs" + (f" × {per_epoch} iterations" if per_epoch else "") + f", batch {cfg.batch_size}"
-    planned += f"; stage 2 (attention frozen, D sees attended pixels) from epoch {cfg.switch_epoch + 1}"
     state = run.progress()
     if state is None:
-        return f"not started (no checkpoint); planned {planned}"
+        return f"not started (no checkpoint); planned {schedule_text(cfg, per_epoch, reached=0)}"
     epoch, step = state
     done = f"{epoch} of {cfg.epochs} epochs done" + (f" and {step} iterations of the next" if step else "")
     done = f"finished ({done})" if epoch >= cfg.epochs else done
-    return f"{done}; planned {planned}"
+    return f"{done}; planned {schedule_text(cfg, per_epoch, reached=epoch + (step > 0))}"
 
 
 def _metrics(run: Run) -> list[str]:
@@ -97,10 +107,13 @@ def _metrics(run: Run) -> list[str]:
         if direction in ("s2t", "t2s") and isinstance(value, (int, float)):
             rows.setdefault(name, {})[direction] = value
     lines = [f"From `metrics.json` (KID ×100 with the `{metrics.get('kid_extractor', '?')}` features; "
-             f"τ = {metrics.get('tau', '?')}; data `{metrics.get('data', '?')}`).", "",
-             "| metric | s2t | t2s |", "|---|---|---|"]
-    number = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
-    lines += [f"| {name} | {number(v.get('s2t'))} | {number(v.get('t2s'))} |" for name, v in rows.items()]
+             f"τ = {metrics.get('tau', '?')}; data `{metrics.get('data', '?')}`). KID's estimator is unbiased, "
+             f"so a KID near 0 may come out slightly negative: read it as 0.", "",
+             "| metric | key | s2t | t2s |", "|---|---|---|---|"]
+    number = lambda v: "—" if v is None or v != v else f"{v:.4g}"  # noqa: E731  (v != v: NaN)
+    order = list(METRIC_NAMES)
+    lines += [f"| {METRIC_NAMES.get(name, name)} | `{name}` | {number(v.get('s2t'))} | {number(v.get('t2s'))} |"
+              for name, v in sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))]
     return lines
 
 
@@ -109,7 +122,7 @@ def run_summary(run) -> str:
     run = Run(run)
     saved = run.config_dict()
     if saved is None:
-        raise FileNotFoundError(f"{run} is not a run folder: it has no config.json")
+        raise FileNotFoundError(run.not_a_run())
     cfg = Config.from_dict(saved)
     data = Path(cfg.data)
     counts = _image_counts(data)

@@ -31,9 +31,11 @@ class Progress:
     (a live bar has room for about 20 characters of it at 80 columns)."""
 
     def __init__(self, total: int | None, desc: str, initial: int = 0, unit: str = "it", enabled: bool = True,
-                 every: int = LINE_EVERY, **bar):
-        """`every`: items between lines when not in a terminal; `bar`: more tqdm settings (unit_scale)."""
-        self.total, self.desc, self.unit, self.enabled, self.every = total, desc, unit, enabled, every
+                 every: int | None = None, **bar):
+        """`every`: items between lines when not in a terminal (default LINE_EVERY); `bar`: more
+        tqdm settings (unit_scale)."""
+        self.total, self.desc, self.unit, self.enabled = total, desc, unit, enabled
+        self.every = every or LINE_EVERY
         self.done, self.start = initial, time.monotonic()
         self.bar = (tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, dynamic_ncols=True, **bar)
                     if enabled and interactive() else None)

@@ -33,7 +33,7 @@ from torchvision.utils import make_grid, save_image
 
 from . import distributed
 from .baselines import build_model
-from .config import Config, check_schedule, describe_changes
+from .config import Config, check_schedule, describe_changes, schedule_text
 from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
 from .distributed import pick_device
 from .info import write_run_readme
@@ -176,22 +176,6 @@ def _announce_start(cfg: Config, domains, per_epoch: int):
             shown = ", ".join(d.not_images[:3]) + (", …" if len(d.not_images) > 3 else "")
             print(f"{d.folder}: {len(d)} images; {len(d.not_images)} entries skipped, not images ({shown})")
     print(f"schedule: {schedule_text(cfg, per_epoch)} (losses and attention below: s2t/t2s)")
-
-
-def schedule_text(cfg: Config, per_epoch: int | None = None, reached: int | None = None) -> str:
-    """The schedule in words, 1-based epochs; with `reached` (epochs done), stages not reached say so."""
-    reached = cfg.epochs if reached is None else reached
-    parts = [f"{cfg.epochs} epochs" + (f" x {per_epoch} it" if per_epoch else "") + f", batch {cfg.batch_size}"]
-    if cfg.has_attention and cfg.att_warmup_epochs:
-        parts.append(f"attention held in epochs 1-{cfg.att_warmup_epochs}")
-    if cfg.has_attention:
-        stage2 = f"stage 2 from epoch {cfg.switch_epoch + 1}"
-        if cfg.switch_epoch >= reached:
-            stage2 += " (not reached)" if reached < cfg.epochs else " (after the last: resume with more --epochs)"
-        parts.append(stage2)
-    if cfg.decay_epoch < cfg.epochs:
-        parts.append(f"lr {cfg.lr:g}, decaying from epoch {cfg.decay_epoch + 1}")
-    return "; ".join(parts)
 
 
 def loss_text(losses: dict[str, float], short: bool = False) -> str:
