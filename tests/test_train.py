@@ -147,7 +147,7 @@ def test_cli_train_translate_and_errors(tiny_data, tmp_path, capsys):
     assert main(["train", "--preset", "ci", "--set", "bogus=1"]) == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
     assert main(["translate", "--run", str(tmp_path / "none"), "--input", "x", "--out", "y"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert "is not a run folder: it has no config.json" in capsys.readouterr().err
 
 
 def test_recomputed_activations_train_identically(ci_cfg, tmp_path):
