@@ -109,6 +109,12 @@ def cmd_data(args):
         path = data.download(args.name, args.root, args.url)
     else:
         path = data.import_folders(args.a, args.b, args.name, args.root, args.test_fraction, args.seed)
+        for domain, source in zip("AB", (args.a, args.b)):
+            skipped = data.not_images(Path(source))
+            print(f"{source}: train{domain} {len(data.list_images(path / f'train{domain}'))}, "
+                  f"test{domain} {len(data.list_images(path / f'test{domain}'))} images"
+                  + (f"; {len(skipped)} entries skipped, not images ({', '.join(skipped[:3])}"
+                     f"{', …' if len(skipped) > 3 else ''})" if skipped else ""))
     print(path)
 
 

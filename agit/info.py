@@ -34,21 +34,25 @@ PROVENANCE = "provenance.json"  # the code that last trained the run, written wi
 
 
 def provenance() -> dict:
-    """This package's version and, in a git checkout, its commit (dirty if it has uncommitted changes)."""
+    """This package's version and, in a git checkout, its commit: `-dirty` if tracked files other
+    than results/ differ from it (`make reproduce` rewrites the committed results while it
+    trains, which says nothing about the code), and `dirty` lists those files."""
     source = Path(__file__).resolve().parent.parent
-    commit = None
+    commit, dirty = None, []
     try:
         head = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
                               capture_output=True, text=True, timeout=10)
         if head.returncode == 0:
-            changed = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                                     capture_output=True, text=True, timeout=10).stdout.strip()
-            commit = head.stdout.strip() + ("-dirty" if changed else "")
+            dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no",
+                                    "--", ".", ":(exclude)results"],
+                                   capture_output=True, text=True, timeout=10).stdout.split("\n")
+            dirty = [line[3:] for line in dirty if line.strip()]
+            commit = head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):  # no git here: an installed package
         pass
     import torch
 
-    return {"agit": __version__, "commit": commit, "torch": torch.__version__,
+    return {"agit": __version__, "commit": commit, "dirty": dirty[:20], "torch": torch.__version__,
             "python": platform.python_version(), "written": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
@@ -129,8 +133,9 @@ def run_summary(run) -> str:
     data_text = (f"`{cfg.data}`: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " images"
                  if counts else f"`{cfg.data}` (not found from {Path.cwd()})")
     made = json.loads((run.path / PROVENANCE).read_text()) if (run.path / PROVENANCE).is_file() else None
-    code = (f"agit {made['agit']}, commit `{made['commit'] or 'unknown (not a git checkout)'}`, "
-            f"torch {made['torch']}, Python {made['python']} (written {made['written']})"
+    code = (f"agit {made['agit']}, commit `{made['commit'] or 'unknown (not a git checkout)'}`"
+            + (f" (changed: {', '.join(f'`{f}`' for f in made['dirty'])})" if made.get("dirty") else "")
+            + f", torch {made['torch']}, Python {made['python']} (written {made['written']})"
             if made else "not recorded (written when training ends)")
     lines = [
         f"# Run `{run.path.name}`", "",
