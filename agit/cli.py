@@ -121,7 +121,8 @@ def cmd_data(args):
 def cmd_reproduce(args):
     from .reproduce import reproduce
 
-    reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device, executor=args.executor)
+    reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device, executor=args.executor,
+              runs=args.runs)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -278,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"notebooks to run, by number or name (default: all of the profile's: {' '.join(STAGES)})")
     rp.add_argument("--out", help="output folder (default results/<profile>)")
     rp.add_argument("--data", help="dataset root (default data/)")
-    rp.add_argument("--jobs", type=int, help="independent runs trained in parallel processes")
+    rp.add_argument("--runs", metavar="DIR",
+                    help="a folder of existing runs to reuse (e.g. another --out's runs/): finished runs are "
+                         "kept, missing ones trained there (default OUT/runs)")
+    rp.add_argument("--jobs", type=int, help="independent runs trained in parallel processes (default: the profile's)")
     rp.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     rp.add_argument("--executor", metavar="submitit[:KEY=VALUE,...]",
                     help="train the runs as submitit jobs, e.g. on SLURM: "

@@ -211,3 +211,19 @@ def test_kid_of_two_folders_offline_and_evaluate_on_an_imported_pair(ordinary_fo
     assert main(["evaluate", "--run", str(run), "--kid", "none"]) == 0
     out = capsys.readouterr().out
     assert "nan" not in out and re.search(r"^att_mean +[\d.]+ +[\d.]+", out, re.M) and "n/a (need" in out
+
+
+def test_notebooks_and_reproduce_take_a_folder_of_existing_runs(tmp_path):
+    import nbformat
+
+    from agit.profiles import context
+
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    for path in sorted(notebooks.glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        params = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+        assert "\nruns = " in params and "runs=runs or None" in "".join(c.source for c in cells), path.name
+    ctx = context("ci", tmp_path / "out", tmp_path / "data", runs=tmp_path / "kept")
+    assert ctx.runs_dir == tmp_path / "kept" and ctx.out == tmp_path / "out"
+    assert str(ctx.run_dir(next(iter(ctx.specs)))).startswith(str(tmp_path / "kept"))
+    assert build_parser().parse_args(["reproduce", "--runs", "old/runs"]).runs == "old/runs"
