@@ -9,6 +9,7 @@ summaries are the log.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -21,8 +22,13 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def say(line: str):
-    """A line that stays: printed above a live bar (tqdm.write), or plainly."""
+def say(*parts: str, sep: str = "  "):
+    """A line that stays, printed above a live bar (tqdm.write). In a terminal narrower than the
+    line its parts go on lines of their own, the later ones indented, rather than wrap mid-number;
+    elsewhere it stays one line (one per epoch in a log file)."""
+    line = sep.join(parts)
+    if interactive() and len(line) > shutil.get_terminal_size().columns:
+        line = "\n  ".join(parts)
     tqdm.write(line, file=sys.stdout)
 
 

@@ -175,7 +175,7 @@ def _announce_start(cfg: Config, domains, per_epoch: int):
         if d.not_images:
             shown = ", ".join(d.not_images[:3]) + (", …" if len(d.not_images) > 3 else "")
             print(f"{d.folder}: {len(d)} images; {len(d.not_images)} entries skipped, not images ({shown})")
-    print(f"schedule: {schedule_text(cfg, per_epoch)} (losses and attention below: s2t/t2s)")
+    say(*f"schedule: {schedule_text(cfg, per_epoch)}; values below: s2t/t2s".split("; "), sep="; ")
 
 
 def loss_text(losses: dict[str, float], short: bool = False) -> str:
@@ -191,11 +191,12 @@ def loss_text(losses: dict[str, float], short: bool = False) -> str:
     return " ".join(f"{name} {'/'.join(v)}" for name, v in pairs.items())
 
 
-def epoch_line(cfg: Config, record: dict, losses: dict[str, float], iterations: int, seconds: float) -> str:
-    """The kept line of an epoch: time, mean losses, attention mean, stage."""
+def epoch_line(cfg: Config, record: dict, losses: dict[str, float], iterations: int, seconds: float) -> tuple[str, str]:
+    """The kept line of an epoch, in two parts (`say` puts them on two lines in a narrow terminal):
+    stage, time and attention mean; the mean losses."""
     attention = "/".join(f"{record[f'att_mean_{d}']:.3f}" for d in DIRECTIONS if f"att_mean_{d}" in record)
-    return (f"epoch {record['epoch'] + 1}/{cfg.epochs} stage {record['stage']}  {seconds:.1f} s ({iterations} it)  "
-            f"{loss_text(losses)}" + (f"  attention {attention}" if cfg.has_attention else ""))
+    head = f"epoch {record['epoch'] + 1}/{cfg.epochs} stage {record['stage']}  {seconds:.1f} s ({iterations} it)"
+    return head + (f"  attention {attention}" if cfg.has_attention else ""), loss_text(losses)
 
 
 def _check_finite(losses: dict[str, float], run: Run, epoch: int, step: int):
@@ -277,7 +278,7 @@ class Trainer:
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
                 record = self.end_epoch()
                 if show:
-                    say(epoch_line(self.cfg, record, *self._epoch_tally))
+                    say(*epoch_line(self.cfg, record, *self._epoch_tally))
             if self.is_main_rank:
                 write_run_readme(self.run.path)  # RUN/README.md: what the run is, for whoever gets the folder
         return self.run.path

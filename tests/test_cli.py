@@ -3,6 +3,7 @@
 
 import contextlib
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_a_run_written_to_a_file_has_one_line_per_epoch_and_no_carriage_returns(
     assert [line.split(",")[0] for line in lines if re.match(r"epoch \d/2 stage \d: ", line)] == \
         ["epoch 1/2 stage 1: 3/4 it", "epoch 2/2 stage 2: 3/4 it"]
     summary = next(line for line in lines if line.startswith("epoch 1/2 stage 1  "))
-    assert re.search(r"adv [\d.]+/[\d.]+ cyc [\d.]+/[\d.]+ d [\d.]+/[\d.]+  attention [\d.]+/[\d.]+$", summary)
+    assert re.search(r"  attention [\d.]+/[\d.]+  adv [\d.]+/[\d.]+ cyc [\d.]+/[\d.]+ d [\d.]+/[\d.]+$", summary)
     assert len(lines) == 7 and lines[1].startswith("schedule: 2 epochs × 4 iterations")  # + start, done
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["n_samples"], saved["seed"], saved["iters_per_epoch"]) == (1, 3, 4)  # --set, several pairs
@@ -77,10 +78,12 @@ def test_a_run_written_to_a_file_has_one_line_per_epoch_and_no_carriage_returns(
 
 def test_in_a_terminal_a_live_bar_and_the_epoch_lines_are_kept(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr("agit.progress.interactive", lambda: True)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((80, 24)))
     assert _train_to_file(tiny_data, tmp_path / "run", tmp_path / "log.txt", "--epochs", "1") == 0
     text = (tmp_path / "log.txt").read_bytes().decode()  # read_text would turn \r into \n
-    assert "\r" in text and "it/s" in text and "epoch 1/1 stage 1:" in text  # the bar, with rate and ETA
-    assert re.search(r"(^|\r)epoch 1/1 stage 1  [\d.]+ s \(4 it\)  adv", text, re.M)  # kept, after the bar
+    assert "\r" in text and re.search(r"\d/4 \[[\d:]+<[\d:?]+, +[\d.?]+(it/s|s/it)", text)  # the bar: rate, ETA
+    # the epoch's line stays after the bar; at 80 columns its losses go on a line of their own
+    assert re.search(r"(^|\r)epoch 1/1 stage 1  [\d.]+ s \(4 it\)  attention [\d.]+/[\d.]+\n  adv ", text, re.M)
 
 
 @pytest.mark.parametrize("pair, said", [
