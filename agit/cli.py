@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=METHODS,
                    help="aggan (default) or a Table 1 baseline, with its own loss settings over the preset's "
                         "(--method cyclegan is --variant cyclegan)")
-    t.add_argument("--variant", choices=VARIANTS, help="an AGGAN ablation (Table 2)")
+    t.add_argument("--variant", choices=VARIANTS, help="an AGGAN ablation (Table 2); default ours")
     t.add_argument("--epochs", type=int,
                    help="default: the preset's; shorter than the preset's schedule is refused, naming the "
                         "fields to shorten with it; with --resume: may differ from the run's (e.g. more)")
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--kid", default="auto", choices=["auto", "inception", "scene-cnn", "domain-cnn"],
                    help=KID_HELP + " (default: auto)")
     k.add_argument("--data", help="dataset (trainA/ trainB/) that the offline domain-cnn or scene-cnn features "
-                                  "are learned on; needed without the Inception weights")
+                                  "are learned on; needed without the Inception weights (default: none)")
     k.add_argument("--kid-subsets", type=int, default=10, help="random subsets KID is averaged over")
     k.add_argument("--kid-subset-size", type=int, default=50,
                    help="images per subset; smaller folders use all their images, and say so")
@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     rp.add_argument("--executor", metavar="submitit[:KEY=VALUE,...]",
                     help="train the runs as submitit jobs, e.g. on SLURM: "
-                         "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880 (--jobs: how many at once)")
+                         "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880 (--jobs: how many at once; "
+                         "default: local processes)")
     rp.set_defaults(func=cmd_reproduce)
     for group in (sub, dsub):  # a sub-command without a description of its own shows its help as one
         for pseudo in group._choices_actions:

@@ -122,6 +122,8 @@ def test_every_option_has_help_and_every_command_a_description(monkeypatch):
     for name, parser in _parsers(build_parser()):
         for action in parser._actions:
             assert action.help or hasattr(action, "_name_parser_map"), (name, action.dest)
+            if action.option_strings and not action.required and action.default is None:
+                assert "default" in action.help.lower(), (name, action.dest)  # else the formatter shows it
         assert parser.description or name == "agit data", name
     reproduce = dict(_parsers(build_parser()))["agit reproduce"].format_help()
     assert "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880" in reproduce  # not broken mid-word
@@ -194,7 +196,8 @@ def test_kid_of_two_folders_offline_and_evaluate_on_an_imported_pair(ordinary_fo
     data = tmp_path / "data"
     assert main(["data", "import", "--a", str(warm), "--b", str(cool), "--name", "pair", "--root", str(data),
                  "--test-fraction", "0.3"]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out.splitlines()[:2] == [f"{warm}: trainA 10, testA 4 images",
+                                                         f"{cool}: trainB 10, testB 4 images"]
     kids = {}
     for b in (warm, cool):
         assert main(["kid", str(warm), str(b), "--data", str(data / "pair"), "--kid-subsets", "3"]) == 0
@@ -230,3 +233,16 @@ def test_notebooks_and_reproduce_take_a_folder_of_existing_runs(tmp_path):
     assert ctx.runs_dir == tmp_path / "kept" and ctx.out == tmp_path / "out"
     assert str(ctx.run_dir(next(iter(ctx.specs)))).startswith(str(tmp_path / "kept"))
     assert build_parser().parse_args(["reproduce", "--runs", "old/runs"]).runs == "old/runs"
+
+
+def test_the_overlay_shows_on_red_and_orange_objects():
+    import torch
+
+    from agit.translate import overlay
+
+    attention = torch.full((1, 4, 4), 255, dtype=torch.uint8)
+    for rgb in ((220, 30, 30), (240, 140, 20)):  # a red apple, an orange
+        image = torch.tensor(rgb, dtype=torch.uint8).view(3, 1, 1).expand(3, 4, 4)
+        shown = overlay(image, attention)[:, 0, 0].float()
+        assert (shown - image[:, 0, 0].float()).norm() > 150  # the fixed red moved them by 33 and 85
+    assert torch.equal(overlay(image, torch.zeros_like(attention)), image)
