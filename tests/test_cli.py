@@ -246,3 +246,14 @@ def test_the_overlay_shows_on_red_and_orange_objects():
         shown = overlay(image, attention)[:, 0, 0].float()
         assert (shown - image[:, 0, 0].float()).norm() > 150  # the fixed red moved them by 33 and 85
     assert torch.equal(overlay(image, torch.zeros_like(attention)), image)
+
+
+def test_a_warning_is_one_line_without_source(tmp_path, monkeypatch, capsys):
+    import warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    assert main(["info", str(tmp_path)]) == 2  # any command installs agit's format
+    assert capsys.readouterr().err == f"agit: error: {tmp_path} is not a run folder: it has no config.json " \
+                                      f"(agit train --out makes one)\n"
+    assert warnings.formatwarning("cannot lock x", UserWarning, "/site/agit/locks.py", 48) == \
+        "agit: warning: cannot lock x\n"
