@@ -229,6 +229,7 @@ def test_notebooks_and_reproduce_take_a_folder_of_existing_runs(tmp_path):
         cells = nbformat.read(path, as_version=4).cells
         params = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
         assert "\nruns = " in params and "runs=runs or None" in "".join(c.source for c in cells), path.name
+        assert all(line.count("=") <= 1 for line in params.splitlines()), path.name  # papermill skips others
     ctx = context("ci", tmp_path / "out", tmp_path / "data", runs=tmp_path / "kept")
     assert ctx.runs_dir == tmp_path / "kept" and ctx.out == tmp_path / "out"
     assert str(ctx.run_dir(next(iter(ctx.specs)))).startswith(str(tmp_path / "kept"))

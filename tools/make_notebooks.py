@@ -25,7 +25,7 @@ out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit re
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
-executor = ""  # "": local processes; "submitit:key=value,...": e.g. SLURM jobs (README: scale-out)
+executor = ""  # "": local processes; "submitit:" and its settings: e.g. SLURM jobs (README: scale-out)
 runs = os.environ.get("AGIT_RUNS", "")  # "": <out>/runs; a folder of runs to reuse (trained where missing)'''
 
 SETUP = '''\
