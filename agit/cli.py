@@ -16,11 +16,11 @@ from . import __version__
 from .config import METHODS, PRESETS, VARIANTS, parse_override, preset
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 KID_HELP = ("KID features. auto: scene-cnn on agit's synthetic data, else inception if its weights file is on "
             "this machine, else domain-cnn; inception: the paper's (torch-fidelity's weights file); offline: "
             "scene-cnn (object and background labels of agit's synthetic data), domain-cnn (a classifier of the "
             "dataset's two domains, any pair of folders; comparable only within that dataset)")
-EXIT_INTERRUPTED = 75  # sysexits.h EX_TEMPFAIL: "try again later" — with --resume
 
 
 def default_run_dir(cfg) -> Path:
