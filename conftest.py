@@ -25,6 +25,13 @@ def pytest_configure(config):
         os.environ[key] = value
 
 
+def pytest_report_header(config):
+    """Say which of the user's settings the session replaces (e.g. AGIT_PROFILE=quick -> ci)."""
+    return "agit: this session uses " + ", ".join(
+        f"{key}={os.environ[key]}" + (f" (yours, {_SAVED[key]}, is restored after)" if _SAVED[key] else "")
+        for key in _SAVED)
+
+
 def pytest_unconfigure(config):
     for key, value in _SAVED.items():
         if value is None:

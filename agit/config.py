@@ -149,9 +149,6 @@ class Config:
             raise ValueError(f"switch_epoch must be >= 0 (0: stage 2 from the start), got {self.switch_epoch}")
         if self.att_warmup_epochs < 0:
             raise ValueError(f"att_warmup_epochs must be >= 0, got {self.att_warmup_epochs}")
-        if self.att_warmup_epochs and self.att_warmup_epochs >= self.switch_epoch and self.variant != "cyclegan":
-            raise ValueError(f"att_warmup_epochs ({self.att_warmup_epochs}) must be below switch_epoch "
-                             f"({self.switch_epoch}): the attention would never train (set att_warmup_epochs=0)")
         if self.load_size is None:
             self.load_size = load_size_for(self.size)
 
@@ -211,6 +208,10 @@ class Config:
     @property
     def run_name(self) -> str:
         return run_name(self.variant, self.method)
+
+    @property
+    def has_attention(self) -> bool:
+        return self.attention_s or self.attention_t
 
     def iterations_per_epoch(self, n_a: int, n_b: int) -> int:
         """`iters_per_epoch`, else one pass over the larger domain (the released code's epoch)."""
@@ -403,6 +404,55 @@ def preset(name: str, **overrides) -> Config:
     return Config(**{**PRESETS[name], **METHOD_DEFAULTS[method], "preset": name, **_checked(overrides)})
 
 
+def check_schedule(cfg: Config):
+    """A ValueError naming every schedule field that does not fit the run, with a schedule that does.
+
+    A run must reach what its schedule plans: the end of the attention warm-up, the stage
+    switch and the lr decay all at or before `epochs` (equal is allowed: a run may be
+    trained up to its switch and resumed with more epochs), and the attention must train in
+    at least one epoch. A preset shortened with `--epochs` is refused rather than scaled:
+    its schedule was tuned at its own length (the quick preset's 3 held epochs fixed
+    collapses that 1 or 2 did not), and a silently scaled copy would be an untested schedule
+    under the preset's name. The message offers the scaled schedule to pass explicitly.
+    """
+    attention = cfg.has_attention
+    keys = ("att_warmup_epochs", "switch_epoch", "decay_epoch") if attention else ("decay_epoch",)
+    late = [f"{key} {getattr(cfg, key)}" for key in keys if getattr(cfg, key) > cfg.epochs]
+    never = attention and all(cfg.stage(e).attention_frozen for e in range(cfg.epochs))
+    if not late and not never:
+        return
+    faults = [f"{', '.join(late)} {'comes' if len(late) == 1 else 'come'} after the last epoch"] if late else []
+    if never:
+        faults.append(f"the attention would never train (held in the first {cfg.att_warmup_epochs} epochs, "
+                      f"frozen from epoch {cfg.switch_epoch + 1} on)")
+    full = PRESETS.get(cfg.preset, {}).get("epochs", cfg.epochs)
+    scale = min(1.0, cfg.epochs / full)
+    fit = {"decay_epoch": min(round(cfg.decay_epoch * scale), cfg.epochs)}
+    if attention:
+        fit["switch_epoch"] = max(1, min(round(cfg.switch_epoch * scale), cfg.epochs - 1))
+        fit["att_warmup_epochs"] = max(0, min(round(cfg.att_warmup_epochs * scale), fit["switch_epoch"] - 1))
+    fix = " ".join(f"{key}={fit[key]}" for key in keys if fit[key] != getattr(cfg, key))
+    offer = (f"--epochs {full} (the {cfg.preset} preset's), or its schedule scaled to {cfg.epochs} epochs "
+             f"(not tuned at that length): --set {fix}" if scale < 1 else f"--set {fix}")
+    raise ValueError(f"schedule of {cfg.epochs} epochs: {'; '.join(faults)}. Use {offer}")
+
+
+def schedule_text(cfg: Config, per_epoch: int | None = None, reached: int | None = None) -> str:
+    """The schedule in words, 1-based epochs; with `reached` (epochs done), stages not reached say so."""
+    reached = cfg.epochs if reached is None else reached
+    parts = [f"{cfg.epochs} epochs" + (f" × {per_epoch} iterations" if per_epoch else "") + f", batch {cfg.batch_size}"]
+    if cfg.has_attention and cfg.att_warmup_epochs:
+        parts.append(f"attention held in epochs 1-{cfg.att_warmup_epochs}")
+    if cfg.has_attention:
+        stage2 = f"stage 2 from epoch {cfg.switch_epoch + 1}"
+        if cfg.switch_epoch >= reached:
+            stage2 += " (not reached)" if reached < cfg.epochs else " (after the last: resume with more --epochs)"
+        parts.append(stage2)
+    if cfg.decay_epoch < cfg.epochs:
+        parts.append(f"lr {cfg.lr:g}, decaying from epoch {cfg.decay_epoch + 1}")
+    return "; ".join(parts)
+
+
 # -- comparing configs: what a resume may change, what reproduce ignores ----------------------
 # Fields that change how a run computes or what it records, not what it learns: a resume
 # may change them (the log records it), and reproduce ignores them when it compares a
@@ -427,7 +477,8 @@ def describe_changes(changes: dict[str, tuple]) -> str:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """`key=value` from the command line, the value typed like the field's default."""
+    """`key=value` from the command line, the value typed like the field's default; a value
+    that does not parse is a ValueError naming the key and the type it needs."""
     key, sep, raw = text.partition("=")
     if not sep:
         raise ValueError(f"--set expects key=value, got {text!r}")
@@ -436,13 +487,16 @@ def parse_override(text: str) -> tuple[str, object]:
         raise KeyError(f"unknown config key {key!r}")
     default = kinds[key].default
     if raw.lower() in ("none", "null"):
+        if default is not None:
+            raise ValueError(f"--set {key}: cannot be none (default {default!r})")
         return key, None
     if isinstance(default, bool):
         if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{key} expects true or false, got {raw!r}")
+            raise ValueError(f"--set {key}: expects true or false, got {raw!r}")
         return key, raw.lower() in ("true", "1")
-    if isinstance(default, int) or key in ("load_size", "iters_per_epoch"):
-        return key, int(raw)
-    if isinstance(default, float):
-        return key, float(raw)
-    return key, raw
+    kind = int if isinstance(default, int) or key in ("load_size", "iters_per_epoch") else (
+        float if isinstance(default, float) else str)
+    try:
+        return key, kind(raw)
+    except ValueError:
+        raise ValueError(f"--set {key}: expects {'an integer' if kind is int else 'a number'}, got {raw!r}") from None

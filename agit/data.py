@@ -30,11 +30,11 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
 
 from .config import load_size_for
 from .files import why, write_atomically
 from .locks import folder_lock
+from .progress import Progress, track
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DATASET_CACHES = (".agit_cache", ".agit")  # what agit derives from a dataset, inside it: not its content
@@ -255,7 +255,7 @@ class DomainFolder(Dataset):
             return saved["images"]
         images = torch.zeros(len(self.paths), 3, side, side, dtype=torch.uint8)
         unreadable = []
-        for i, path in enumerate(tqdm(self.paths, desc=f"caching {self.folder.name} at {side} px", leave=False)):
+        for i, path in enumerate(track(self.paths, f"caching {self.folder.name} at {side} px", unit="img")):
             try:
                 images[i] = TF.resize(read_rgb(path), [side] * 2, self.interpolation, antialias=True)
             except DataError:
@@ -479,8 +479,8 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if have else "wb") as file, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, desc=part.name
+        with open(part, "ab" if have else "wb") as file, Progress(
+            total, part.name, initial=have, unit="B", every=16 << 20, unit_scale=True
         ) as bar:
             while chunk := response.read(1 << 16):
                 file.write(chunk)

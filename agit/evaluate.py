@@ -16,6 +16,7 @@ table's numbers their meaning.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -23,13 +24,41 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .data import DomainFolder, counterfactual_folder_for, domain_folders, mask_folder_for
-from .features import EXTRACTORS, label_cnn, to_uint8
-from .metrics import METRIC_KEYS, Reference, check_kid_protocol, evaluate_direction
+from .data import DomainFolder, counterfactual_folder_for, domain_folders, list_images, mask_folder_for, read_rgb
+from .features import EXTRACTORS, MissingWeightsError, inception_weights_path, label_cnn, to_uint8
+from .metrics import METRIC_KEYS, Reference, check_kid_protocol, evaluate_direction, fitting_subset_size, kid_estimate
+from .progress import track
 from .model import DIRECTIONS, REVERSE, AGGAN
 from .run import Run
 
-KID_EXTRACTORS = (*EXTRACTORS, "none")
+KID_EXTRACTORS = ("auto", *EXTRACTORS, "none")
+# What each offline extractor's KID means, for the lines that name it.
+MEANING = {
+    "inception": "Inception-v3 features, the paper's and torch-fidelity's",
+    "scene-cnn": "a classifier of object and background kind trained on agit's synthetic train split; "
+                 "not comparable with Inception KID",
+    "domain-cnn": "a classifier of the dataset's two domains trained on its train split: folders compared as "
+                  "that classifier sees them; comparable between runs on this dataset only, not with Inception KID",
+}
+
+
+def choose_extractor(kid: str, data: Path | None) -> tuple[str, str]:
+    """`kid`, or for 'auto' the best features at hand, and a line saying which and why: agit's
+    synthetic data -> scene-cnn (its KID is not a domain detector); else Inception if its
+    weights are on disk; else domain-cnn, trained on the dataset's own train split."""
+    if kid != "auto":
+        return kid, ""
+    if data is not None and (data / "meta.json").is_file():
+        return "scene-cnn", f"KID features: scene-cnn (agit's synthetic data): {MEANING['scene-cnn']}"
+    try:
+        inception_weights_path()
+        return "inception", f"KID features: inception ({MEANING['inception']})"
+    except MissingWeightsError as missing:
+        if data is None:
+            raise ValueError(f"{missing} Or pass --data DATASET (a folder with trainA/ and trainB/) for the "
+                             f"offline domain-cnn features: {MEANING['domain-cnn']}") from None
+        return "domain-cnn", (f"KID features: domain-cnn, as the Inception weights are not on this machine "
+                              f"(agit evaluate --kid inception says where they go): {MEANING['domain-cnn']}")
 REFERENCES = ("identity", "counterfactual_again", "repaint")  # evaluate_references' kinds
 
 
@@ -68,6 +97,7 @@ def references(data: Path, sets: dict, kid: str, device: str = "cpu") -> tuple[d
     """Each direction's Reference and the KID extractor (None for kid='none')."""
     if kid not in KID_EXTRACTORS:
         raise ValueError(f"--kid must be one of {', '.join(KID_EXTRACTORS)}, got {kid!r}")
+    kid = choose_extractor(kid, data)[0]
     extractor = EXTRACTORS[kid](data, device) if kid != "none" else None
     feats = lambda x: extractor(to_uint8(x)) if extractor is not None and x is not None else None  # noqa: E731
     test_feats = {d: feats(s["inputs"]) for d, s in sets.items()}
@@ -105,9 +135,13 @@ def _score(outputs: dict, attention: dict, sets: dict, refs: dict, extractor, ta
     return result
 
 
-def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, batch_size: int = 16,
+def evaluate_run(run_dir, data_dir=None, kid: str = "auto", device=None, batch_size: int = 16,
                  kid_subsets: int = 10, kid_subset_size: int = 50, seed: int = 0) -> dict:
-    """Every metric, both directions; writes and returns RUN/metrics.json's flat dict."""
+    """Every metric, both directions; writes and returns RUN/metrics.json's flat dict.
+
+    `kid` 'auto': `choose_extractor`. A test set smaller than `kid_subset_size` makes the
+    subsets that size (`fitting_subset_size`); `kid_note` (and the CLI) says so.
+    """
     if kid not in KID_EXTRACTORS:
         raise ValueError(f"--kid must be one of {', '.join(KID_EXTRACTORS)}, got {kid!r}")
     check_kid_protocol(kid_subsets, kid_subset_size)
@@ -115,11 +149,15 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     run = Run(run_dir)
     model = run.load_model(device=device)
     data = Path(data_dir or model.cfg.data)
+    kid, why = choose_extractor(kid, data)
     sets = test_sets(data, model.cfg.size)
+    note = ""
+    if kid != "none":
+        kid_subset_size, note = fitting_subset_size(kid_subset_size, *(len(s["inputs"]) for s in sets.values()))
     refs, extractor = references(data, sets, kid, device or "cpu")
     tests = {d: translate_test_set(model, sets[d]["inputs"], d, batch_size) for d in DIRECTIONS}
     result = {"kid_extractor": kid, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size,
-              "data": str(data), "tau": model.cfg.tau,
+              "kid_note": "\n".join(filter(None, (why, note))), "data": str(data), "tau": model.cfg.tau,
               **_score({d: t[0] for d, t in tests.items()}, {d: t[1] for d, t in tests.items()},
                        sets, refs, extractor, model.cfg.tau, kid_subsets, kid_subset_size, seed)}
     result["seconds"] = round(time.time() - start, 2)
@@ -169,8 +207,42 @@ def _as_test_image(images_uint8: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def format_table(result: dict) -> str:
-    """A small text table: one row per metric, one column per direction."""
+    """A small text table: one row per metric, one column per direction; n/a where a metric
+    needs what the run or data lack (masks, counterfactuals, KID features, attention)."""
     lines = [f"{'metric':<15}{'s2t':>12}{'t2s':>12}   (KID x100, extractor: {result['kid_extractor']})"]
+    cell = lambda v: f"{'n/a':>12}" if v is None or math.isnan(v) else f"{v:>12.4g}"  # noqa: E731
+    missing = []
     for k in METRIC_KEYS:
-        lines.append(f"{k:<15}" + "".join(f"{result[f'{k}_{d}']:>12.4g}" for d in DIRECTIONS))
+        values = [result.get(f"{k}_{d}") for d in DIRECTIONS]
+        if all(v is None or math.isnan(v) for v in values):
+            missing.append(k)
+        else:
+            lines.append(f"{k:<15}" + "".join(map(cell, values)))
+    if missing:
+        lines.append(f"n/a (need masks, counterfactuals, attention or KID features): {', '.join(missing)}")
     return "\n".join(lines)
+
+
+def folder_images(folder: Path, size: int) -> torch.Tensor:
+    """Every image of `folder` as uint8 size x size (what KID extractors take), with progress."""
+    return torch.stack([TF.resize(read_rgb(p), [size, size], antialias=True)
+                        for p in track(list_images(folder), f"reading {folder}", unit="img")])
+
+
+def folder_kid(a_dir, b_dir, kid: str = "auto", data_dir=None, subsets: int = 10, subset_size: int = 50,
+               device: str = "cpu", seed: int = 0) -> dict:
+    """KID between two folders of images (torch-fidelity's `fidelity --kid --input1 A --input2 B`):
+    {'kid', 'kid_std'} (not x100, as torch-fidelity), the extractor, the subset size used and
+    the lines that say what was chosen and adapted."""
+    data = Path(data_dir) if data_dir else None
+    kid, why = choose_extractor(kid, data)
+    if kid == "none":
+        raise ValueError("agit kid needs features: --kid none measures nothing")
+    if kid != "inception" and data is None:
+        raise ValueError(f"--kid {kid} needs --data DATASET, the dataset whose train split its classifier learns")
+    extractor = EXTRACTORS[kid](data, device)
+    feats = [extractor(folder_images(Path(d), 299)) for d in (a_dir, b_dir)]
+    size, note = fitting_subset_size(subset_size, *map(len, feats))
+    mean, std = kid_estimate(*feats, subsets, size, seed, (str(a_dir), str(b_dir)))
+    return {"kid": mean, "kid_std": std, "kid_extractor": kid, "kid_subsets": subsets, "kid_subset_size": size,
+            "counts": [len(f) for f in feats], "kid_note": "\n".join(filter(None, (why, note)))}

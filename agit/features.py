@@ -33,6 +33,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .data import domain_folders, list_images, mask_folder_for, read_mask, read_rgb
 from .files import write_atomically
+from .progress import track
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -221,7 +222,7 @@ def _train_label_cnn(images: Tensor, labels: dict[str, Tensor], heads: dict[str,
         torch.manual_seed(seed)
         net = LabelCNN(size, heads)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        for _ in range(steps):
+        for _ in track(range(steps), f"learning the {'/'.join(heads)} classifier (once, then cached)", unit="step"):
             idx = torch.cat([g[torch.randint(len(g), (batch // len(groups),))] for g in groups])
             x = images[idx]
             x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(-1), x)

@@ -16,30 +16,45 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import Config, preset
+from .config import Config, preset, schedule_text
 from .data import SPLIT_FOLDERS, DataError, list_images
 from .files import write_atomically
 from .run import Run
 
+# metrics.json keys in words (agit.metrics has their definitions).
+METRIC_NAMES = {
+    "cf_kid": "KID ×100 to the true translations", "cf_kid_std": "its std over subsets",
+    "cf_psnr": "PSNR to the true translations, dB", "texture": "texture distance to the true translations",
+    "object_target": "objects judged the target's, share", "iou": "attention IoU at τ",
+    "iou_sweep": "attention IoU over τ 0.1-0.9", "bg_psnr": "background PSNR (input vs output), dB",
+    "empty_att": "attention on object-free images", "fg_change": "object change, mean absolute on [0, 1]",
+    "kid": "KID ×100 (paper: mean of vs target and vs source)", "kid_std": "its std over subsets",
+    "kid_target": "KID ×100 vs the target test set", "kid_source": "KID ×100 vs the source test set",
+    "att_mean": "mean attention", "changed": "share of pixels changed",
+}
 PROVENANCE = "provenance.json"  # the code that last trained the run, written with README.md
 
 
 def provenance() -> dict:
-    """This package's version and, in a git checkout, its commit (dirty if it has uncommitted changes)."""
+    """This package's version and, in a git checkout, its commit: `-dirty` if tracked files other
+    than results/ differ from it (`make reproduce` rewrites the committed results while it
+    trains, which says nothing about the code), and `dirty` lists those files."""
     source = Path(__file__).resolve().parent.parent
-    commit = None
+    commit, dirty = None, []
     try:
         head = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
                               capture_output=True, text=True, timeout=10)
         if head.returncode == 0:
-            changed = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                                     capture_output=True, text=True, timeout=10).stdout.strip()
-            commit = head.stdout.strip() + ("-dirty" if changed else "")
+            dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no",
+                                    "--", ".", ":(exclude)results"],
+                                   capture_output=True, text=True, timeout=10).stdout.split("\n")
+            dirty = [line[3:] for line in dirty if line.strip()]
+            commit = head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):  # no git here: an installed package
         pass
     import torch
 
-    return {"agit": __version__, "commit": commit, "torch": torch.__version__,
+    return {"agit": __version__, "commit": commit, "dirty": dirty[:20], "torch": torch.__version__,
             "python": platform.python_version(), "written": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
@@ -78,17 +93,16 @@ def _changed(cfg: Config) -> str:
 
 
 def _schedule(run: Run, cfg: Config, counts: dict) -> str:
+    """Done and planned; a stage the run has not reached says so (`schedule_text`)."""
     per_epoch = (cfg.iterations_per_epoch(counts["trainA"], counts["trainB"])
                  if "trainA" in counts and "trainB" in counts else cfg.iters_per_epoch)
-    planned = f"{cfg.epochs} epochs" + (f" × {per_epoch} iterations" if per_epoch else "") + f", batch {cfg.batch_size}"
-    planned += f"; stage 2 (attention frozen, D sees attended pixels) from epoch {cfg.switch_epoch + 1}"
     state = run.progress()
     if state is None:
-        return f"not started (no checkpoint); planned {planned}"
+        return f"not started (no checkpoint); planned {schedule_text(cfg, per_epoch, reached=0)}"
     epoch, step = state
     done = f"{epoch} of {cfg.epochs} epochs done" + (f" and {step} iterations of the next" if step else "")
     done = f"finished ({done})" if epoch >= cfg.epochs else done
-    return f"{done}; planned {planned}"
+    return f"{done}; planned {schedule_text(cfg, per_epoch, reached=epoch + (step > 0))}"
 
 
 def _metrics(run: Run) -> list[str]:
@@ -101,10 +115,13 @@ def _metrics(run: Run) -> list[str]:
         if direction in ("s2t", "t2s") and isinstance(value, (int, float)):
             rows.setdefault(name, {})[direction] = value
     lines = [f"From `metrics.json` (KID ×100 with the `{metrics.get('kid_extractor', '?')}` features; "
-             f"τ = {metrics.get('tau', '?')}; data `{metrics.get('data', '?')}`).", "",
-             "| metric | s2t | t2s |", "|---|---|---|"]
-    number = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
-    lines += [f"| {name} | {number(v.get('s2t'))} | {number(v.get('t2s'))} |" for name, v in rows.items()]
+             f"τ = {metrics.get('tau', '?')}; data `{metrics.get('data', '?')}`). KID's estimator is unbiased, "
+             f"so a KID near 0 may come out slightly negative: read it as 0.", "",
+             "| metric | key | s2t | t2s |", "|---|---|---|---|"]
+    number = lambda v: "—" if v is None or v != v else f"{v:.4g}"  # noqa: E731  (v != v: NaN)
+    order = list(METRIC_NAMES)
+    lines += [f"| {METRIC_NAMES.get(name, name)} | `{name}` | {number(v.get('s2t'))} | {number(v.get('t2s'))} |"
+              for name, v in sorted(rows.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))]
     return lines
 
 
@@ -113,15 +130,16 @@ def run_summary(run) -> str:
     run = Run(run)
     saved = run.config_dict()
     if saved is None:
-        raise FileNotFoundError(f"{run} is not a run folder: it has no config.json")
+        raise FileNotFoundError(run.not_a_run())
     cfg = Config.from_dict(saved)
     data = Path(cfg.data)
     counts = _image_counts(data)
     data_text = (f"`{cfg.data}`: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " images"
                  if counts else f"`{cfg.data}` (not found from {Path.cwd()})")
     made = json.loads((run.path / PROVENANCE).read_text()) if (run.path / PROVENANCE).is_file() else None
-    code = (f"agit {made['agit']}, commit `{made['commit'] or 'unknown (not a git checkout)'}`, "
-            f"torch {made['torch']}, Python {made['python']} (written {made['written']})"
+    code = (f"agit {made['agit']}, commit `{made['commit'] or 'unknown (not a git checkout)'}`"
+            + (f" (changed: {', '.join(f'`{f}`' for f in made['dirty'])})" if made.get("dirty") else "")
+            + f", torch {made['torch']}, Python {made['python']} (written {made['written']})"
             if made else "not recorded (written when training ends)")
     lines = [
         f"# Run `{run.path.name}`", "",

@@ -90,6 +90,19 @@ def subset_mmds(
     return np.array(mmds)
 
 
+def fitting_subset_size(requested: int, *set_sizes: int) -> tuple[int, str]:
+    """The KID subset size that the sets allow: `requested`, or the smallest set's size, with a
+    sentence saying so. At the smallest set's size each subset of that set is all of it, so the
+    std over subsets reflects only the larger set's draws."""
+    smallest = min(set_sizes)
+    if smallest < 2:
+        raise ValueError(f"KID needs at least 2 images per set, got {smallest}")
+    if smallest >= requested:
+        return requested, ""
+    return smallest, (f"KID on subsets of {smallest}, not {requested}: the smallest set has {smallest} "
+                      f"images (a small-sample estimate; compare only with KIDs of the same subset size)")
+
+
 def kid_estimate(feats_a: Tensor, feats_b: Tensor, subsets: int = 10, subset_size: int = 50, seed: int = 0,
                  names: tuple[str, str] = ("first", "second")) -> tuple[float, float]:
     """KID between two feature sets (Bińkowski et al.'s estimator): (mean, std) of `subset_mmds`;
@@ -302,7 +315,15 @@ class Reference:
 # metrics.json keys per direction, in the order tables show them
 METRIC_KEYS = ("cf_kid", "cf_kid_std", "cf_psnr", "texture", "object_target", "iou", "iou_sweep", "bg_psnr",
                "empty_att", "att_recall", "att_precision", "free_psnr", "fg_change", "kid", "kid_std", "kid_target",
-               "kid_source")
+               "kid_source", "att_mean", "changed")
+# What needs neither masks nor features (any pair of folders): mean attention over the source test
+# images, and the share of their pixels that the translation changed by more than CHANGE_THRESHOLD.
+CHANGE_THRESHOLD = 0.05  # on [0, 1]: 13 of 255 grey levels, above JPEG noise, below any visible change
+
+
+def changed_share(inp: Tensor, out: Tensor) -> float:
+    """Share of pixels whose largest channel change exceeds CHANGE_THRESHOLD (0: identity, 1: all repainted)."""
+    return float((((out - inp).abs() / 2).amax(1) > CHANGE_THRESHOLD).double().mean())
 
 
 def evaluate_direction(inputs: Tensor, outputs: Tensor, attention: Tensor | None, masks: Tensor | None,
@@ -329,6 +350,9 @@ def evaluate_direction(inputs: Tensor, outputs: Tensor, attention: Tensor | None
             mean, std = kid_estimate(translated, ref.counterfactual_feats, kid_subsets, kid_subset_size, seed,
                                      ("translated", "counterfactual"))
             result.update(cf_kid=100 * mean, cf_kid_std=100 * std)
+    result["changed"] = changed_share(inputs, outputs)
+    if attention is not None:
+        result["att_mean"] = float(attention.double().mean())
     if ref.counterfactuals is not None:
         result["cf_psnr"] = counterfactual_psnr(outputs, ref.counterfactuals)
         if masks is not None:

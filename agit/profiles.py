@@ -330,21 +330,25 @@ class Context:
 
 
 def context(profile: str = "quick", out: str | Path | None = None, data_root: str | Path | None = None,
-            device: str | None = None, jobs: int | None = None, executor: str | None = None) -> Context:
+            device: str | None = None, jobs: int | None = None, executor: str | None = None,
+            runs: str | Path | None = None) -> Context:
     """The notebooks' entry point: a profile and its folders. Relative paths are taken from
     the repository root, so a notebook behaves alike wherever its kernel starts.
 
     Without `out` (a notebook opened by hand) results go to `results/<profile>-local/`,
     which git ignores: only `agit reproduce` writes the committed `results/<profile>/`.
     The runs are still those of `results/<profile>/runs/` (ignored too), so a notebook
-    opened after `agit reproduce` reuses its trained runs instead of training its own."""
+    opened after `agit reproduce` reuses its trained runs instead of training its own.
+    `runs` names another folder of runs to reuse (papermill `-p runs DIR`, `agit reproduce
+    --runs DIR`): those done are kept, the missing ones trained there."""
     prof = resolve_profile(profile)
     if prof.get("threads"):
         import torch
 
         torch.set_num_threads(prof["threads"])
     root = project_root()
-    runs = None if out else root / "results" / profile / "runs"
+    runs = Path(runs) if runs else None if out else root / "results" / profile / "runs"
+    runs = runs if runs is None or runs.is_absolute() else root / runs
     out = Path(out) if out else Path("results") / f"{profile}-local"
     data_root = Path(data_root) if data_root else Path("data")
     out = out if out.is_absolute() else root / out

@@ -56,12 +56,13 @@ def _clock(seconds: float) -> str:
 
 def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None,
               data_root: str | Path | None = None, jobs: int | None = None, device: str | None = None,
-              stream=None, executor: str | None = None) -> Path:
+              stream=None, executor: str | None = None, runs: str | Path | None = None) -> Path:
     """Execute the profile's notebooks in order with papermill; returns REPORT.md's path.
 
     Stops at the first failing notebook with StageFailed naming it and its cell; the
     report is written either way (with what exists so far). Holds the results folder's
     lock throughout; another process making one of the profile's datasets stops it at once.
+    `runs`: a folder of existing runs to reuse (default <out>/runs).
     """
     prof = resolve_profile(profile)
     out = Path(out or Path("results") / profile).resolve()
@@ -77,11 +78,12 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
         for name in prof["datasets"]:
             with dataset_lock(data_root, name):
                 pass
-        return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor)
+        return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor,
+                        Path(runs).resolve() if runs else None)
 
 
 def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Path, jobs: int | None,
-             device: str | None, stream, executor: str | None) -> Path:
+             device: str | None, stream, executor: str | None, runs: Path | None = None) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -89,7 +91,7 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or 0,
-                  device=device or "", executor=executor or "")
+                  device=device or "", executor=executor or "", runs=str(runs or ""))
     stream = stream or sys.stdout
     start, timings, failure = time.time(), {}, None
     print(f"agit reproduce --profile {profile}: {len(chosen)} notebooks -> {out}", file=stream, flush=True)
@@ -115,7 +117,7 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
             break
         timings[stage] = time.time() - t0
         print(f"[stage {k}/{len(chosen)}] {stage} done in {_clock(timings[stage])}", file=stream, flush=True)
-    report = write_report(context(profile, out, data_root), _remember(out / "notebooks" / "timings.json", timings),
+    report = write_report(context(profile, out, data_root, runs=runs), _remember(out / "notebooks" / "timings.json", timings),
                           failure)
     total = _clock(time.time() - start)
     if failure:

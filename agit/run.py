@@ -142,9 +142,13 @@ class Run:
     def config_dict(self) -> dict | None:
         return _read_json(self.config_file)
 
+    def not_a_run(self) -> str:
+        """The one wording of every command given a folder that is not a run."""
+        return f"{self.path} is not a run folder: it has no config.json (agit train --out makes one)"
+
     def config(self) -> Config:
         if not self.config_file.is_file():
-            raise FileNotFoundError(f"no run in {self.path}: {self.config_file} does not exist")
+            raise FileNotFoundError(self.not_a_run())
         return Config.from_dict(self.config_dict())
 
     def write_config(self, cfg: Config) -> None:
@@ -257,7 +261,8 @@ class Run:
         """A checkpoint's state (latest.pt by default), on CPU, loaded as plain data only."""
         path = Path(path) if path else self.latest
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: train the run first")
+            raise FileNotFoundError(self.not_a_run() if path == self.latest and not self.config_file.is_file()
+                                    else f"no checkpoint at {path}: train the run first")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:

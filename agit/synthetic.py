@@ -37,9 +37,9 @@ import numpy as np
 import skimage.data
 import skimage.draw
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .data import DataError, dataset_lock, staged_folder
+from .progress import Progress
 
 # The default keeps the paper's tension (70 % of each domain on its own background) but
 # lets the animal be a stronger cue than the background: with fully domain-specific
@@ -350,8 +350,8 @@ def _write_synthetic(target: Path, params: dict) -> Path:
     n_train, n_test, style = params["n_train"], params["n_test"], params["style"]
     meta = dict(params=params, animal_free={}, other_background={},
                 coats=dict(zip(DOMAINS, STYLES[style].coats)), backgrounds=dict(zip(DOMAINS, STYLES[style].backgrounds)))
-    with staged_folder(target, replace=True) as staging, tqdm(
-        total=2 * (n_train + 2 * n_test), desc=f"synthetic {target.name}", unit="img"
+    with staged_folder(target, replace=True) as staging, Progress(
+        2 * (n_train + 2 * n_test), f"rendering {target}", unit="img"
     ) as bar:
         for split, n in (("train", n_train), ("test", n_test)):
             for domain in DOMAINS:

@@ -25,23 +25,22 @@ import math
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.utils import make_grid, save_image
-from tqdm.auto import tqdm
 
 from . import distributed
 from .baselines import build_model
-from .config import Config, describe_changes
+from .config import Config, check_schedule, describe_changes, schedule_text
 from .data import DataError, DomainFolder, dataset_fingerprint, domain_folders, mask_folder_for, pair_indices
 from .distributed import pick_device
 from .files import write_atomically
 from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
+from .progress import Progress, say
 from .run import ResumeMismatch, Run, resume_config
 from .signals import STOP_SIGNALS, stop_signals
 from .step import Updates, iteration_phases
@@ -157,16 +156,34 @@ class Probe:
         write_atomically(path, png.getbuffer())
 
 
-def _announce_start(cfg: Config, domains):
-    """Say what the data folders skip, and warn when the schedule has no stage 2."""
+def _announce_start(cfg: Config, domains, per_epoch: int):
+    """Say what the data folders skip, and the schedule the run follows."""
     for d in domains:
         if d.not_images:
             shown = ", ".join(d.not_images[:3]) + (", …" if len(d.not_images) > 3 else "")
             print(f"{d.folder}: {len(d)} images; {len(d.not_images)} entries skipped, not images ({shown})")
-    if cfg.switch_epoch >= cfg.epochs and cfg.variant != "cyclegan":
-        warnings.warn(f"switch_epoch {cfg.switch_epoch} is not before the last epoch (epochs {cfg.epochs}): "
-                      f"no stage 2, so the attention is never frozen and D never sees attended regions only",
-                      stacklevel=4)
+    say(*f"schedule: {schedule_text(cfg, per_epoch)}; values below: s2t/t2s".split("; "), sep="; ")
+
+
+def loss_text(losses: dict[str, float], short: bool = False) -> str:
+    """Losses for a line: 'adv 0.251/0.263 cyc 3.100/3.020 d 0.260/0.271' (s2t/t2s), or,
+    `short` (a live bar's postfix, which has ~20 columns at 80), the sums 'G 6.63 D 0.53'."""
+    if short:
+        d = sum(v for k, v in losses.items() if k.startswith("d_"))
+        return f"G {sum(losses.values()) - d:.2f} D {d:.2f}"
+    pairs = {}
+    for key, value in losses.items():
+        name, _, direction = key.rpartition("_")
+        pairs.setdefault(name if direction in DIRECTIONS else key, []).append(f"{value:.3f}")
+    return " ".join(f"{name} {'/'.join(v)}" for name, v in pairs.items())
+
+
+def epoch_line(cfg: Config, record: dict, losses: dict[str, float], iterations: int, seconds: float) -> tuple[str, str]:
+    """The kept line of an epoch, in two parts (`say` puts them on two lines in a narrow terminal):
+    stage, time and attention mean; the mean losses."""
+    attention = "/".join(f"{record[f'att_mean_{d}']:.3f}" for d in DIRECTIONS if f"att_mean_{d}" in record)
+    head = f"epoch {record['epoch'] + 1}/{cfg.epochs} stage {record['stage']}  {seconds:.1f} s ({iterations} it)"
+    return head + (f"  attention {attention}" if cfg.has_attention else ""), loss_text(losses)
 
 
 def _check_finite(losses: dict[str, float], run: Run, epoch: int, step: int):
@@ -193,6 +210,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: str | Path, device: str | None = None, overwrite: bool = False):
         """`overwrite`: a run already in `run_dir` is deleted when this one starts (else refused)."""
+        check_schedule(cfg)
         self.cfg, self.run, self.overwrite = cfg, Run(run_dir), overwrite
         self.device = distributed.local_device(pick_device(device))
         self.rank, self.world = distributed.setup(self.device)
@@ -214,6 +232,7 @@ class Trainer:
         self._resumed = None  # how a resume began: {"from", "passed_over", "changed"} (see `resume`)
         self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
         self._saved_at = None  # (epoch, step) of the last checkpoint written or resumed from
+        self._epoch_tally = ({}, 0, 0.0)  # this epoch so far, in this process: mean losses, iterations, seconds
 
     def set_epoch(self, epoch: int, step: int = 0):
         """Go to iteration `step` of `epoch` (0-based; the next to run); entering its stage if it differs:
@@ -244,11 +263,14 @@ class Trainer:
                 self._open_run()
             self._opened = True
             while self.epoch < end:
-                if not self._run_epoch(progress and self.is_main_rank):
+                show = progress and self.is_main_rank
+                if not self._run_epoch(show):
                     path = self.save()
                     raise Interrupted(f"{self._stop_reason} at epoch {self.epoch + 1}, iteration {self.step}: "
                                       f"checkpoint {path}; continue with agit train --out {self.run} --resume")
-                self.end_epoch()
+                record = self.end_epoch()
+                if show:
+                    say(*epoch_line(self.cfg, record, *self._epoch_tally))
             if self._saved_at != (self.epoch, self.step):  # whatever checkpoint_every says: the end is kept
                 self.save(epoch_file=True)
             if self.is_main_rank:
@@ -259,7 +281,7 @@ class Trainer:
         """Claim the run folder, or find a resumed one as its checkpoint left it (Run.begin); log the data."""
         self.run.begin(self.cfg, self.overwrite, self._resumed, (self.epoch, self.step),
                        skipped_files={d.folder.name: len(d.not_images) for d in self.domains})
-        _announce_start(self.cfg, self.domains)
+        _announce_start(self.cfg, self.domains, self.iterations_per_epoch)
 
     def _request_stop(self, signum=None, frame=None):
         """A stop signal: finish the current iteration, then checkpoint and stop (never a half-updated
@@ -274,10 +296,11 @@ class Trainer:
     def _run_epoch(self, progress: bool) -> bool:
         """Train the rest of the current epoch; False if a stop signal ended it early."""
         loader = self.epoch_batches()
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs} stage {self.stage.number}",
-                   disable=not progress, leave=False, total=self.step + len(loader), initial=self.step)
-        with self.run.log_writer() if self.is_main_rank else contextlib.nullcontext() as log:
-            for s, t in bar:
+        bar = Progress(self.step + len(loader), f"epoch {self.epoch + 1}/{self.cfg.epochs} stage {self.stage.number}",
+                       initial=self.step, enabled=progress)
+        sums, start = {}, time.monotonic()
+        with bar, self.run.log_writer() if self.is_main_rank else contextlib.nullcontext() as log:
+            for n, (s, t) in enumerate(loader, 1):
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
                 losses, stop = distributed.reduce_step(self.train_step(s, t), bool(self._stop_reason), self.device)
                 _check_finite(losses, self.run, self.epoch, self.step)
@@ -285,24 +308,29 @@ class Trainer:
                 if log:
                     log({"kind": "iter", "epoch": self.epoch, "step": self.step, "stage": self.stage.number,
                          "lr": self.updates.lr, **losses})
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
+                self._epoch_tally = ({k: v / n for k, v in sums.items()}, n, time.monotonic() - start)
+                bar.update(status=loss_text(losses, short=True))
                 if stop:
                     self._stop_reason = self._stop_reason or "stop requested on another rank"
                     return False
         return True
 
-    def end_epoch(self):
-        """Close the epoch as fit() does: lr schedule, attention statistics in the log, samples, checkpoint."""
+    def end_epoch(self) -> dict:
+        """Close the epoch as fit() does: lr schedule, attention statistics in the log, samples, checkpoint.
+        Returns the epoch's log record (rank 0; other ranks: without attention statistics)."""
         self.updates.end_epoch()
+        record = {"kind": "epoch", "epoch": self.epoch, "stage": self.stage.number, "time": time.time()}
         if self.is_main_rank:
-            self.run.append_log({"kind": "epoch", "epoch": self.epoch, "stage": self.stage.number,
-                                 "time": time.time(), **self.probe.attention_stats(self.model)})
+            record.update(self.probe.attention_stats(self.model))
+            self.run.append_log(record)
             if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
                 self.probe.save_samples(self.model, self.run.sample_file(self.epoch + 1))
         self.set_epoch(self.epoch + 1)
         if self.cfg.checkpoint_every and (self.epoch % self.cfg.checkpoint_every == 0
                                           or self.epoch == self.cfg.epochs):
             self.save(epoch_file=True)
+        return record
 
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -33,7 +33,6 @@ from torch import nn
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
-from tqdm.auto import tqdm
 
 from .data import IMG_EXTENSIONS, DataError, image_size, read_rgb
 from .features import to_uint8
@@ -41,6 +40,7 @@ from .files import save_image_atomically
 from .model import DIRECTIONS, AGGAN, Translation
 from .nets import MIN_SIDE, Discriminator
 from .signals import stop_signals
+from .progress import track
 
 
 class ImageTooLarge(DataError):
@@ -309,11 +309,19 @@ def attention_uint8(a: torch.Tensor) -> torch.Tensor:
     return (a * 255).round().clamp(0, 255).to(torch.uint8)
 
 
+# Saturated colours an overlay may take: red, green, blue, magenta, cyan, yellow.
+OVERLAY_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 255), (0, 255, 255), (255, 255, 0))
+
+
 def overlay(image: torch.Tensor, attention: torch.Tensor, strength: float = 0.6) -> torch.Tensor:
-    """The attention over the input (both uint8): red where A is high, the input as it is where A is 0."""
+    """The attention over the input (both uint8), the input as it is where A is 0. The colour is
+    the one of OVERLAY_COLOURS farthest from the attended pixels' mean, so that it shows on any
+    object (a fixed red vanished on red apples and orange fruit)."""
     a = strength * attention.float() / 255
-    red = torch.tensor([255.0, 0.0, 0.0], device=image.device).view(3, 1, 1)
-    return ((1 - a) * image.float() + a * red).round().to(torch.uint8)
+    colours = torch.tensor(OVERLAY_COLOURS, dtype=torch.float, device=image.device)
+    attended = (image.float() * a).flatten(1).sum(1) / a.sum().clamp(min=1e-6)
+    colour = colours[(colours - attended).norm(dim=1).argmax()].view(3, 1, 1)
+    return ((1 - a) * image.float() + a * colour).round().to(torch.uint8)
 
 
 def side_by_side(*images: torch.Tensor) -> torch.Tensor:
@@ -345,10 +353,9 @@ def translate_folder(model: AGGAN, source, direction: str, out_dir, size: int | 
     source, out = Path(source), Path(out_dir)
     images, skipped = find_inputs(source, recursive, out)
     tally = Tally(skipped=skipped)
-    device = next(model.parameters()).device
     stops = []
     with stop_signals(lambda signum, frame: stops.append(signal.Signals(signum).name)):
-        for path, relative in tqdm(images.items(), desc=f"translating ({direction})", disable=not progress):
+        for path, relative in track(images.items(), f"translating ({direction})", unit="img", enabled=progress):
             if stops:
                 tally.stopped = stops[0]
                 tally.not_reached[path] = stops[0]

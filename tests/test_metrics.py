@@ -241,6 +241,7 @@ def test_evaluate_direction(tmp_path):
     assert set(out) == {*M.METRIC_KEYS, "kid_extractor"}
 
     bare = M.evaluate_direction(x, x, None, None, M.Reference(feats_x, feats_x), extractor)
-    assert all(math.isnan(bare[k]) for k in M.METRIC_KEYS if not k.startswith("kid"))
+    assert all(math.isnan(bare[k]) for k in M.METRIC_KEYS if not k.startswith("kid") and k != "changed")
+    assert bare["changed"] == 0.0 and math.isnan(bare["att_mean"])  # no attention given; output = input
     with pytest.raises(ValueError, match="not from the 'toy' extractor"):
         M.evaluate_direction(x, x, None, None, M.Reference(feats_x[:, :8], feats_x), extractor)

@@ -31,8 +31,6 @@ from agit.train import Interrupted, Trainer
 from helpers import assert_same_training, error_line, hold_lock, stop_during
 
 FORK = multiprocessing.get_context("fork")
-# ci with --epochs 1 has its switch at the last epoch: the "no stage 2" warning is checked once, below
-pytestmark = pytest.mark.filterwarnings("ignore:switch_epoch 1 is not before the last epoch")
 
 
 def train_argv(data, run, *more):
@@ -344,8 +342,9 @@ def test_epochs_and_the_switch_epoch_are_checked(tiny_data, tmp_path, capsys):
         assert f"epochs must be at least 1, got {epochs}" in capsys.readouterr().err
     assert main(train_argv(tiny_data, tmp_path / "run", "--switch-epoch", "-1")) == 2
     assert not (tmp_path / "run").exists()
-    with pytest.warns(UserWarning, match=r"switch_epoch 3 is not before the last epoch \(epochs 2\): no stage 2"):
-        assert main(train_argv(tiny_data, tmp_path / "run", "--switch-epoch", "3")) == 0
+    assert main(train_argv(tiny_data, tmp_path / "run", "--switch-epoch", "3")) == 2
+    assert "switch_epoch 3 comes after the last epoch" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_files_that_are_not_images_are_counted(tiny_data, tmp_path, capsys):

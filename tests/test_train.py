@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from agit import preset
+from agit.config import check_schedule
 from agit.cli import main
 from agit.run import Run
 from agit.step import lr_factor
@@ -65,7 +66,7 @@ def test_attention_warmup_keeps_a_fixed_while_f_and_d_train(ci_cfg, tmp_path):
 @pytest.mark.parametrize("warmup, switch", [(3, 3), (4, 3), (-1, 3)])
 def test_attention_warmup_must_end_before_the_switch(ci_cfg, warmup, switch):
     with pytest.raises(ValueError, match="att_warmup_epochs"):
-        preset("ci", data=ci_cfg.data, epochs=5, switch_epoch=switch, att_warmup_epochs=warmup)
+        check_schedule(preset("ci", data=ci_cfg.data, epochs=5, switch_epoch=switch, att_warmup_epochs=warmup))
 
 
 def test_attention_warmup_is_moot_without_attention(ci_cfg):
@@ -146,7 +147,7 @@ def test_cli_train_translate_and_errors(tiny_data, tmp_path, capsys):
     assert main(["train", "--preset", "ci", "--set", "bogus=1"]) == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
     assert main(["translate", "--run", str(tmp_path / "none"), "--input", "x", "--out", "y"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert "is not a run folder: it has no config.json" in capsys.readouterr().err
 
 
 def test_recomputed_activations_train_identically(ci_cfg, tmp_path):

@@ -239,6 +239,7 @@ def test_info_and_readme_of_a_ci_run(ci_run, tiny_data, capsys):
                  "`ci`; changed: `epochs=1`, `iters_per_epoch=2`",
                  f"`{tiny_data}`: trainA 8, trainB 8, testA 6, testB 6 images",
                  "finished (1 of 1 epochs done); planned 1 epochs × 2 iterations, batch 1",
+                 "stage 2 from epoch 2 (after the last: resume with more --epochs)",
                  "| seed | 0 |", f"agit {agit.__version__}, commit", "Not evaluated yet"):
         assert text in info, text
     assert json.loads((ci_run / "provenance.json").read_text())["agit"] == agit.__version__
@@ -247,6 +248,6 @@ def test_info_and_readme_of_a_ci_run(ci_run, tiny_data, capsys):
     capsys.readouterr()
     assert main(["info", str(ci_run)]) == 0
     info = capsys.readouterr().out
-    assert "| bg_psnr |" in info and "Not evaluated yet" not in info
+    assert "| `bg_psnr` |" in info and "Not evaluated yet" not in info
     assert main(["info", str(tiny_data)]) == 2
     assert "is not a run folder: it has no config.json" in capsys.readouterr().err

@@ -25,7 +25,8 @@ out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit re
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
-executor = ""  # "": local processes; "submitit:" and its options: e.g. SLURM jobs (README: scale-out)'''
+executor = ""  # "": local processes; "submitit:" and its settings: e.g. SLURM jobs (README: scale-out)
+runs = os.environ.get("AGIT_RUNS", "")  # "": <out>/runs; a folder of runs to reuse (trained where missing)'''
 
 SETUP = '''\
 %matplotlib inline
@@ -37,7 +38,7 @@ from agit import figures, reproduce, tables
 from agit.run import Run
 
 ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None,
-                        executor=executor or None)
+                        executor=executor or None, runs=runs or None)
 print(f"profile {ctx.name!r}: preset {ctx.profile['preset']!r}, data {ctx.dataset_path()}, results {ctx.out}")'''
 
 
