@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .jobs import executor_from
 from .locks import folder_lock
-from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile
+from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile, smoke_profile
 from .run import Run
 
 
@@ -54,15 +54,21 @@ def _clock(seconds: float) -> str:
 
 def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None,
               data_root: str | Path | None = None, jobs: int | None = None, device: str | None = None,
-              stream=None, executor: str | None = None) -> Path:
+              stream=None, executor: str | None = None, smoke: int = 0) -> Path:
     """Execute the profile's notebooks in order with papermill; returns REPORT.md's path.
 
     Stops at the first failing notebook with StageFailed naming it and its cell; the
     report is written either way (with what exists so far). Holds the results folder's
     lock throughout; another process making one of the profile's datasets stops it at once.
+    `smoke` (a size in px): the preflight (agit.preflight), into `results/<profile>-smoke/`.
     """
     prof = resolve_profile(profile)
-    out = Path(out or Path("results") / profile).resolve()
+    full_out = (Path("results") / profile).resolve()
+    if smoke:
+        prof = smoke_profile(prof, smoke)
+        if out and Path(out).resolve() == full_out:
+            raise ValueError(f"a preflight's runs are cut short: they must not go to {full_out}; choose another --out")
+    out = Path(out or Path("results") / (f"{profile}-smoke" if smoke else profile)).resolve()
     data_root = Path(data_root or "data").resolve()
     root = project_root()
     chosen = stage_names(stages, prof)
@@ -75,11 +81,11 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
         for name in prof["datasets"]:
             with dataset_lock(data_root, name):
                 pass
-        return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor)
+        return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor, smoke)
 
 
 def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Path, jobs: int | None,
-             device: str | None, stream, executor: str | None) -> Path:
+             device: str | None, stream, executor: str | None, smoke: int = 0) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -87,10 +93,18 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or prof["jobs"],
-                  device=device or "", executor=executor or "")
+                  device=device or "", executor=executor or "", smoke=smoke)
     stream = stream or sys.stdout
     start, timings, failure = time.time(), {}, None
-    print(f"agit reproduce --profile {profile}: {len(chosen)} notebooks -> {out}", file=stream, flush=True)
+    ctx = context(profile, out, data_root, device, smoke=smoke)
+    print(f"agit reproduce --profile {profile}{' --smoke' if smoke else ''}: {len(chosen)} notebooks -> {out}",
+          file=stream, flush=True)
+    if smoke:
+        from .preflight import check_data, check_weights
+
+        print(prof["description"], file=stream)
+        checks = [*check_data(ctx), check_weights(ctx)]
+        print("\n".join(checks), file=stream, flush=True)
     for k, stage in enumerate(chosen, 1):
         executed = out / "notebooks" / f"{stage}.ipynb"
         print(f"[stage {k}/{len(chosen)}] {stage}  (elapsed {_clock(time.time() - start)})", file=stream, flush=True)
@@ -113,8 +127,14 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
             break
         timings[stage] = time.time() - t0
         print(f"[stage {k}/{len(chosen)}] {stage} done in {_clock(timings[stage])}", file=stream, flush=True)
-    report = write_report(context(profile, out, data_root), _remember(out / "notebooks" / "timings.json", timings),
-                          failure)
+    if smoke and not failure:
+        from .preflight import write_preflight
+
+        print(write_preflight(context(profile, out, data_root, device, smoke=smoke),
+                              context(profile, out, data_root, device), checks, jobs or prof["jobs"]),
+              file=stream, flush=True)
+    report = write_report(context(profile, out, data_root, smoke=smoke),
+                          _remember(out / "notebooks" / "timings.json", timings), failure)
     total = _clock(time.time() - start)
     if failure:
         raise StageFailed(f"{failure}\n(after {total}; report so far: {report})")
@@ -139,7 +159,11 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
     notebooks and their recorded numbers — written from the files that exist."""
     out, prof = ctx.out, ctx.profile
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731  (runs may live beside out)
-    lines = [f"# agit reproduction report — profile `{ctx.name}`", ""]
+    lines = [f"# agit reproduction report — profile `{ctx.name}`" + (" — PREFLIGHT" if prof.get("smoke") else "")
+             + (f" — on STAND-INS: synthetic images under the names {', '.join(ctx.stand_ins)}, not the real datasets"
+                if ctx.stand_ins else ""), ""]
+    if (out / "PREFLIGHT.md").is_file() and prof.get("smoke"):
+        lines += [(out / "PREFLIGHT.md").read_text(), ""]
     lines += [f"*{prof['description']}.* Preset `{prof['preset']}`; datasets "
               + ", ".join(f"`{d}`" for d in prof["datasets"])
               + f" (root `{ctx.data_root}`); KID features: `{prof['kid']['extractor']}`, "

@@ -54,7 +54,7 @@ class RunSpec:
 
 def run_specs(profile: dict) -> dict[str, RunSpec]:
     """Every run a (resolved) profile needs, keyed `dataset/name`; all on the preset's schedule."""
-    cfg = preset(profile["preset"])
+    cfg = preset(profile["preset"], **profile.get("config", {}))
     main = profile["main_dataset"]
     specs: list[RunSpec] = []
     for ds in dict.fromkeys((*profile["table1"], main)):

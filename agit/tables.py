@@ -172,9 +172,19 @@ def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict]
     return num_df, fmt_df, _caption(ctx, title, {c[0] for c in shown})
 
 
+def provenance(ctx) -> str:
+    """What a caption says first where its numbers are not the paper's: stand-in data, a preflight."""
+    parts = [f"**STAND-IN DATA:** `{name}` is synthetic (agit data synth --like {like}), not the real {like}."
+             for name, like in ctx.stand_ins.items()]
+    if ctx.profile.get("smoke"):
+        parts.append(f"**PREFLIGHT:** every run cut to {ctx.profile['description'].split('cut to ')[1].split(';')[0]}: "
+                     "these numbers measure nothing.")
+    return "".join(p + " " for p in parts)
+
+
 def _caption(ctx, title: str, shown: set) -> str:
     ex, kid = ctx.profile["kid"]["extractor"], ctx.profile["kid"]
-    parts = [f"**{title}**"]
+    parts = [f"{provenance(ctx)}**{title}**"]
     if "cf_kid" in shown:
         parts.append("Ranked by the distance to the counterfactual — the true translation the synthetic pair "
                      "renders for every test image (same scene, the other domain's object): KID×100 of the "
@@ -257,7 +267,7 @@ def comparisons(ctx, against=("CycleGAN", REFERENCE_LABELS["identity"])):
     for c in ("Ours", "other", "difference", "seed spread"):
         if c in fmt:
             fmt[c] = [f"{v:.3g}" if _finite(v) else "n/a" for v in df[c]]
-    caption = ("**Comparisons.** Ours against CycleGAN and against the identity on the ranking columns of "
+    caption = (f"{provenance(ctx)}**Comparisons.** Ours against CycleGAN and against the identity on the ranking columns of "
                "Table 1 (means over seeds). Seed spread: the larger std over training seeds of the two rows; "
                "a difference is called a result only when it exceeds twice the spread.")
     return df, fmt, caption
@@ -287,7 +297,7 @@ def sweep_table(ctx, group: str):
     df.index.name = fmt_df.index.name = "run"
     what = {"switch": "Fig. 7 as numbers: the epoch of the stage switch",
             "tau": "Fig. 8 as numbers: the threshold τ of the stage-2 discriminator (Eq. 6)"}[group]
-    caption = (f"**{what}.** One training seed; columns as in Table 1, IoU at each run's own τ. "
+    caption = (f"{provenance(ctx)}**{what}.** One training seed; columns as in Table 1, IoU at each run's own τ. "
                "Forked runs share the main run's epochs before the fork.")
     return df, fmt_df, caption
 

@@ -198,6 +198,26 @@ def _say_resumed(run: Run, path: Path, state: dict, passed: list[str], changed: 
         print(f"resuming {run} with {describe_changes(changed)}")
 
 
+class StepTimer:
+    """Seconds spent in training steps, per epoch, for the log's epoch row: what a preflight
+    extrapolates the full schedule's cost from (agit.preflight). A process's first step is left
+    out: it pays for warm-up (allocation, cuDNN's autotuning, compiling), not for training."""
+
+    def __init__(self):
+        self.seconds, self.steps, self.warm = 0.0, 0, False
+
+    def add(self, seconds: float):
+        if self.warm:
+            self.seconds, self.steps = self.seconds + seconds, self.steps + 1
+        self.warm = True
+
+    def take(self) -> dict:
+        """This epoch's sum and count, then zero for the next."""
+        row = {"step_seconds": round(self.seconds, 4), "steps_timed": self.steps}
+        self.seconds, self.steps = 0.0, 0
+        return row
+
+
 class Trainer:
     """Owns the model, its `Updates` (optimisers, pools: step.py), the epochs and the run folder."""
 
@@ -222,6 +242,7 @@ class Trainer:
         self._stop_reason = None  # why a stop was requested (a signal's name); None: none was
         self._resumed = None  # how a resume began: {"from", "passed_over", "changed"} (see `resume`)
         self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
+        self.timer = StepTimer()
 
     def set_epoch(self, epoch: int, step: int = 0):
         """Go to iteration `step` of `epoch` (0-based; the next to run); entering its stage if it differs:
@@ -284,8 +305,10 @@ class Trainer:
                    disable=not progress, leave=False, total=self.step + len(loader), initial=self.step)
         with self.run.log_writer() if self.is_main_rank else contextlib.nullcontext() as log:
             for s, t in bar:
+                start = time.perf_counter()
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
                 losses, stop = distributed.reduce_step(self.train_step(s, t), bool(self._stop_reason), self.device)
+                self.timer.add(time.perf_counter() - start)  # the losses are floats: the device is done
                 _check_finite(losses, self.run, self.epoch, self.step)
                 self.step += 1
                 if log:
@@ -302,7 +325,7 @@ class Trainer:
         self.updates.end_epoch()
         if self.is_main_rank:
             self.run.append_log({"kind": "epoch", "epoch": self.epoch, "stage": self.stage.number,
-                                 "time": time.time(), **self.probe.attention_stats(self.model)})
+                                 "time": time.time(), **self.timer.take(), **self.probe.attention_stats(self.model)})
             if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
                 self.probe.save_samples(self.model, self.run.sample_file(self.epoch + 1))
         self.set_epoch(self.epoch + 1)

@@ -25,7 +25,8 @@ out = os.environ.get("AGIT_RESULTS", "")  # "": results/<profile>-local (agit re
 data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
-executor = ""  # "": local processes; "submitit:key=value,...": e.g. SLURM jobs (README: scale-out)'''
+executor = ""  # "": local processes; "submitit:key=value,...": e.g. SLURM jobs (README: scale-out)
+smoke = 0  # a preflight (agit reproduce --smoke): every run cut to a few iterations at this size in px; 0: off'''
 
 SETUP = '''\
 %matplotlib inline
@@ -37,7 +38,7 @@ from agit import figures, reproduce, tables
 from agit.run import Run
 
 ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None,
-                        executor=executor or None)
+                        executor=executor or None, smoke=smoke)
 print(f"profile {ctx.name!r}: preset {ctx.profile['preset']!r}, data {ctx.dataset_path()}, results {ctx.out}")'''
 
 
