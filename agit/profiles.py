@@ -150,10 +150,9 @@ def smoke_profile(prof: dict, size: int | None = None) -> dict:
                           att_warmup_epochs=round(cfg.att_warmup_epochs * epochs / cfg.epochs),
                           size=size or cfg.size)
     prof["switch_epochs"] = tuple(dict.fromkeys(scaled(e) for e in prof["switch_epochs"]))
-    prof["smoke"] = dict(prof["config"], full_epochs=cfg.epochs)
-    prof["description"] = (f"PREFLIGHT of the {prof['name']} profile: its runs cut to {epochs} epochs of "
-                           f"{_iterations_text(SMOKE['iters_per_epoch'])} at {prof['config']['size']} px; "
-                           f"checks the path, measures no result")
+    schedule = (f"{epochs} epochs of {_iterations_text(SMOKE['iters_per_epoch'])} at {prof['config']['size']} px")
+    prof["smoke"] = dict(prof["config"], full_epochs=cfg.epochs, schedule=schedule)
+    prof["description"] = f"PREFLIGHT of the {prof['name']} profile: its runs cut to {schedule}; checks the path, measures no result"
     return prof
 
 

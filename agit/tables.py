@@ -177,8 +177,7 @@ def provenance(ctx) -> str:
     parts = [f"**STAND-IN DATA:** `{name}` is synthetic (agit data synth --like {like}), not the real {like}."
              for name, like in ctx.stand_ins.items()]
     if ctx.profile.get("smoke"):
-        parts.append(f"**PREFLIGHT:** every run cut to {ctx.profile['description'].split('cut to ')[1].split(';')[0]}: "
-                     "these numbers measure nothing.")
+        parts.append(f"**PREFLIGHT:** every run cut to {ctx.profile['smoke']['schedule']}: these numbers measure nothing.")
     return "".join(p + " " for p in parts)
 
 

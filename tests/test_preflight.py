@@ -132,3 +132,19 @@ def test_preflight_runs_every_notebook_and_makes_the_papers_tables_and_figures(p
     first = report.splitlines()[0]
     assert "PREFLIGHT" in first and "STAND-INS" in first and "horse2zebra, apple2orange" in first
     assert "## Preflight" in report and "device-hours" in report and "Failed" not in report
+
+
+def test_check_data_compares_real_sets_with_the_zip(tmp_path):
+    """A folder under a real set's name that is no stand-in is held to the zip's counts and 256 px."""
+    from PIL import Image
+
+    from agit.preflight import check_data
+
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (tmp_path / "horse2zebra" / folder).mkdir(parents=True)
+        Image.new("RGB", (256, 200)).save(tmp_path / "horse2zebra" / folder / "x.jpg")
+    lines = check_data(reproduce.context("paper", tmp_path / "out", tmp_path))
+    assert lines[0] == ("horse2zebra: trainA 1 trainB 1 testA 1 testB 1 images, 256×200 px — DIFFERS from the CycleGAN "
+                        "zip: trainA 1 (the zip: 1067); trainB 1 (the zip: 1334); testA 1 (the zip: 120); testB 1 "
+                        "(the zip: 140); sizes 256×200 (the zip: 256×256)")
+    assert lines[1].startswith(f"apple2orange: not in {tmp_path / 'apple2orange'} yet")
