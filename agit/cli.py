@@ -112,10 +112,13 @@ def cmd_kid(args):
 def cmd_data(args):
     from . import data, synthetic
 
-    if args.action == "synth":
-        path = synthetic.make_synthetic(args.root, args.name, args.size, args.n_train, args.n_test,
-                                        args.seed, args.background, args.empty_fraction, args.overlap,
-                                        args.style, args.overwrite)
+    if args.action == "synth" and args.like:
+        path = synthetic.make_stand_in(args.root, args.like, args.size or data.CYCLEGAN_SIZE, args.fraction,
+                                       args.n_train, args.n_test, args.seed)
+    elif args.action == "synth":
+        path = synthetic.make_synthetic(args.root, args.name, args.size or PRESETS["quick"]["size"],
+                                        args.n_train or 400, args.n_test or 100, args.seed, args.background,
+                                        args.empty_fraction, args.overlap, args.style, args.overwrite)
     elif args.action == "download":
         path = data.download(args.name, args.root, args.url)
     else:
@@ -131,10 +134,14 @@ def cmd_data(args):
 
 
 def cmd_reproduce(args):
+    from .profiles import profile_preset, resolve_profile
     from .reproduce import reproduce
 
+    if args.size and not args.smoke:
+        raise ValueError("--size sets the preflight's image size: it needs --smoke")
+    smoke = (args.size or profile_preset(resolve_profile(args.profile)).size) if args.smoke else 0
     reproduce(args.profile, args.stages, args.out, args.data, args.jobs, args.device, executor=args.executor,
-              runs=args.runs)
+              smoke=smoke, runs=args.runs)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -255,10 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = dsub.add_parser("synth", help="an embedded synthetic pair of domains, with masks and test counterfactuals")
     s.add_argument("--root", default="data", help="folder the dataset goes into")
     s.add_argument("--name", default="synthetic", help="dataset folder name: ROOT/NAME")
-    s.add_argument("--size", type=int, default=PRESETS["quick"]["size"],
-                   help="image side (default: the quick preset's, %(default)s)")
-    s.add_argument("--n-train", type=int, default=400, help="training images per domain")
-    s.add_argument("--n-test", type=int, default=100, help="test images per domain (with masks)")
+    s.add_argument("--like", choices=["horse2zebra", "apple2orange"],
+                   help="a stand-in for this CycleGAN dataset: its name, style and image counts, 256 px; "
+                        "marked as a stand-in in its meta.json and in every table and report built on it")
+    s.add_argument("--fraction", type=float, default=1.0, help="with --like: this share of the real counts")
+    s.add_argument("--size", type=int, help=f"image side (default: the quick preset's, {PRESETS['quick']['size']}; "
+                                            "256 with --like)")
+    s.add_argument("--n-train", type=int, help="images per train folder (default 400; with --like the real counts)")
+    s.add_argument("--n-test", type=int,
+                   help="images per test folder, with masks (default 100; with --like the real counts)")
     s.add_argument("--seed", type=int, default=0, help="the same seed makes the same images")
     s.add_argument("--background", default="distinct", choices=["distinct", "shared"],
                    help="distinct: each domain its own background (the paper's tension); shared: one for both")
@@ -302,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train the runs as submitit jobs, e.g. on SLURM: "
                          "submitit:slurm_partition=gpu,gpus_per_node=1,timeout_min=2880 (--jobs: how many at once; "
                          "default: local processes)")
+    rp.add_argument("--smoke", action="store_true",
+                    help="a preflight: the profile as it is, every run cut to a few iterations (switch and decay at "
+                         "scaled epochs), into results/<profile>-smoke; checks the data and weights and estimates "
+                         "the full profile's time from the steps it timed")
+    rp.add_argument("--size", type=int, metavar="N", help="with --smoke: train at N px (default: the preset's)")
     rp.set_defaults(func=cmd_reproduce)
     for group in (sub, dsub):  # a sub-command without a description of its own shows its help as one
         for pseudo in group._choices_actions:

@@ -40,6 +40,10 @@ IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DATASET_CACHES = (".agit_cache", ".agit")  # what agit derives from a dataset, inside it: not its content
 SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
 CYCLEGAN_DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite")
+# Images per folder of the CycleGAN zips (trainA, trainB, testA, testB), all 256×256: what a preflight
+# checks a download against, and the counts a stand-in (`agit data synth --like`) copies.
+CYCLEGAN_COUNTS = {"horse2zebra": (1067, 1334, 120, 140), "apple2orange": (995, 1019, 266, 248)}
+CYCLEGAN_SIZE = 256
 DEFAULT_BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
 

@@ -99,7 +99,7 @@ def references(data: Path, sets: dict, kid: str, device: str = "cpu") -> tuple[d
         raise ValueError(f"--kid must be one of {', '.join(KID_EXTRACTORS)}, got {kid!r}")
     kid = choose_extractor(kid, data)[0]
     extractor = EXTRACTORS[kid](data, device) if kid != "none" else None
-    feats = lambda x: extractor(to_uint8(x)) if extractor is not None and x is not None else None  # noqa: E731
+    feats = lambda x: extractor.fixed_set(to_uint8(x)) if extractor is not None and x is not None else None  # noqa: E731
     test_feats = {d: feats(s["inputs"]) for d, s in sets.items()}
     objects = label_cnn(data, "object", device) if _has_train_masks(data) else None
     refs = {}

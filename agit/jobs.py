@@ -183,6 +183,9 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
                 kid_protocol, ctx.device, threads)
 
     def report(k, key, done, seconds):
+        # pruned as soon as it is done, not after the batch: the paper profile's 23 runs would
+        # otherwise hold ~100 checkpoints of 137 MB each at once (a preflight filled a disk so)
+        prune_checkpoints(ctx, key)
         print(f"[{len(reused) + k}/{n}] {key}: {done} ({ctx.schedule(key)}) in {seconds:.0f} s "
               f"— {time.time() - start:.0f} s so far", flush=True)
 
@@ -192,8 +195,6 @@ def ensure_runs(ctx, names=None, jobs: int = 1, evaluate: bool = True) -> dict[s
             report(k, key, *_build(*args(key)))
     else:
         _ensure_parallel(todo, args, report, jobs, ctx, executor, gpus)
-    for key in todo:
-        prune_checkpoints(ctx, key)
     return {key: ctx.run_dir(key) for key in wanted}
 
 

@@ -123,6 +123,13 @@ PROFILES: dict[str, dict] = {
 }
 
 
+# The preflight (`agit reproduce --smoke`): every run of a profile cut to SMOKE["epochs"] epochs of
+# SMOKE["iters_per_epoch"] iterations, its switch, decay and fork epochs scaled alike, so that each
+# run passes through both stages and the lr decay as the full schedule does. Ten epochs are the
+# fewest that keep the paper's sweep (switch at 10, 30, 50 of 100) three distinct epochs.
+SMOKE = dict(epochs=10, iters_per_epoch=1)
+
+
 # --------------------------------------------------------------------------- profiles
 
 
@@ -141,13 +148,51 @@ def resolve_profile(name: str) -> dict:
                                      size=base.get("size", 64)) for ds in (ds, *prof.get("pairs", ()))}
     prof["main_dataset"] = prof["main_dataset"] or next(iter(prof["datasets"]))
     prof["table1"] = tuple(prof["table1"] or (prof["main_dataset"],))
-    cfg = preset(prof["preset"])
+    cfg = profile_preset(prof)
     if prof["switch_epochs"] is None:
         s, e, w = cfg.switch_epoch, cfg.epochs, cfg.att_warmup_epochs
         early = max(1, w + (s - w) // 2)  # half of the attention's own training in stage 1
         late = min(e - 1, s + max(1, (e - s) // 2))  # a short stage 2
         prof["switch_epochs"] = tuple(sorted({early, s, late, *((e,) if prof.get("never_switch") else ())}))
     return prof
+
+
+def profile_preset(prof: dict, **changes) -> Config:
+    """The profile's preset with the profile's own changes to it (`config`: a preflight's schedule)."""
+    return preset(prof["preset"], **{**prof.get("config", {}), **changes})
+
+
+def smoke_profile(prof: dict, size: int | None = None) -> dict:
+    """`prof` as a preflight: the same runs, seeds, forks, datasets and KID protocol, each run
+    cut to SMOKE's epochs and iterations with the switch, the lr decay, the attention warm-up and
+    the swept switch epochs scaled to them; at `size` px if given (else the preset's)."""
+    prof = copy.deepcopy(prof)
+    cfg = profile_preset(prof)
+    epochs = min(SMOKE["epochs"], cfg.epochs)
+    scaled = lambda epoch: min(epochs - 1, max(1, round(epoch * epochs / cfg.epochs)))  # noqa: E731
+    prof["config"] = dict(epochs=epochs, iters_per_epoch=SMOKE["iters_per_epoch"], switch_epoch=scaled(cfg.switch_epoch),
+                          decay_epoch=scaled(cfg.decay_epoch),
+                          att_warmup_epochs=round(cfg.att_warmup_epochs * epochs / cfg.epochs),
+                          size=size or cfg.size)
+    prof["switch_epochs"] = tuple(dict.fromkeys(scaled(e) for e in prof["switch_epochs"]))
+    schedule = (f"{epochs} epochs of {_iterations_text(SMOKE['iters_per_epoch'])} at {prof['config']['size']} px")
+    prof["smoke"] = dict(prof["config"], full_epochs=cfg.epochs, schedule=schedule)
+    prof["description"] = f"PREFLIGHT of the {prof['name']} profile: its runs cut to {schedule}; checks the path, measures no result"
+    return prof
+
+
+def _iterations_text(n: int) -> str:
+    return f"{n} iteration" + ("s" if n != 1 else "")
+
+
+def smoke_kid(prof: dict, data_root: Path) -> dict:
+    """The preflight's KID protocol: the profile's, its subsets no larger than the smallest test
+    folder of its datasets (a stand-in may hold only a few test images); untouched until the data exist."""
+    from .data import list_images
+
+    counts = [len(list_images(data_root / name / folder)) for name in prof["datasets"] for folder in ("testA", "testB")
+              if (data_root / name / folder).is_dir()]
+    return dict(prof["kid"], subset_size=min([prof["kid"]["subset_size"], *counts]))
 
 
 # --------------------------------------------------------------------------- paths
@@ -225,6 +270,13 @@ class Context:
     def dataset_path(self, dataset: str | None = None) -> Path:
         return self.data_root / (dataset or self.profile["main_dataset"])
 
+    @property
+    def stand_ins(self) -> dict[str, str]:
+        """The profile's datasets that are synthetic stand-ins (`agit data synth --like`): name -> the real set."""
+        from .synthetic import stand_in_of
+
+        return {n: like for n in self.profile["datasets"] if (like := stand_in_of(self.dataset_path(n)))}
+
     def run_dir(self, name: str) -> Path:
         spec = self.spec(name)
         return self.runs_dir / spec.dataset / spec.name
@@ -262,7 +314,7 @@ class Context:
         """The full config of a run: the profile's preset, the spec's changes, the dataset's path."""
         data = self.dataset_path(spec.dataset)
         cfg = preset(spec.preset or self.profile["preset"], data=str(data), variant=spec.variant,
-                     method=spec.method, **spec.overrides)
+                     method=spec.method, **{**self.profile.get("config", {}), **spec.overrides})
         cfg.extra = {**cfg.extra, "agit_run": spec.key, "profile": self.name,
                      "forked_from": f"{spec.fork[0]}@{spec.fork[1]}" if spec.fork else None}
         return cfg
@@ -279,8 +331,8 @@ class Context:
     def tutorial_config(self, **changes) -> Config:
         """The step-through tutorial's model (00_tutorial): the profile's preset on its main
         dataset, with the profile's `tutorial` fields, then `changes`."""
-        return preset(self.profile["preset"], data=str(self.dataset_path()),
-                      **{**self.profile.get("tutorial", {}), **changes})
+        return profile_preset(self.profile, data=str(self.dataset_path()),
+                              **{**self.profile.get("tutorial", {}), **changes})
 
     def schedule(self, name: str) -> str:
         """How a run was trained, in words: its schedule, its seed, and whether it was forked."""
@@ -310,7 +362,7 @@ class Context:
         dataset = dataset or self.profile["main_dataset"]
         kid = self.profile["kid"]
         path = self.out / "references" / f"{dataset}.json"
-        size = preset(self.profile["preset"]).size
+        size = profile_preset(self.profile).size
         stamp = {"kid": kid, "size": size}
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -331,7 +383,7 @@ class Context:
 
 def context(profile: str = "quick", out: str | Path | None = None, data_root: str | Path | None = None,
             device: str | None = None, jobs: int | None = None, executor: str | None = None,
-            runs: str | Path | None = None) -> Context:
+            runs: str | Path | None = None, smoke: int = 0) -> Context:
     """The notebooks' entry point: a profile and its folders. Relative paths are taken from
     the repository root, so a notebook behaves alike wherever its kernel starts.
 
@@ -340,8 +392,14 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     The runs are still those of `results/<profile>/runs/` (ignored too), so a notebook
     opened after `agit reproduce` reuses its trained runs instead of training its own.
     `runs` names another folder of runs to reuse (papermill `-p runs DIR`, `agit reproduce
-    --runs DIR`): those done are kept, the missing ones trained there."""
+    --runs DIR`): those done are kept, the missing ones trained there.
+
+    `smoke` (a size in px; 0: off) makes the profile a preflight (`smoke_profile`), whose results
+    go to `results/<profile>-smoke/`."""
     prof = resolve_profile(profile)
+    if smoke:
+        prof = smoke_profile(prof, smoke)
+        profile = f"{profile}-smoke"  # its folders: never the full profile's
     if prof.get("threads"):
         import torch
 
@@ -353,6 +411,8 @@ def context(profile: str = "quick", out: str | Path | None = None, data_root: st
     data_root = Path(data_root) if data_root else Path("data")
     out = out if out.is_absolute() else root / out
     data_root = data_root if data_root.is_absolute() else root / data_root
+    if smoke:
+        prof["kid"] = smoke_kid(prof, data_root)
     executor_from(executor, out / "submitit")  # a bad spec fails here, before any training
     return Context(prof, out, data_root, device=device or None, runs=runs,
                    jobs=jobs or default_jobs(prof, device, executor),

@@ -23,7 +23,7 @@ from pathlib import Path
 from .files import write_atomically
 from .jobs import executor_from
 from .locks import folder_lock
-from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile
+from .profiles import STAGES, Context, context, dataset_lock, project_root, resolve_profile, smoke_profile
 from .run import Run
 
 
@@ -56,16 +56,22 @@ def _clock(seconds: float) -> str:
 
 def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None,
               data_root: str | Path | None = None, jobs: int | None = None, device: str | None = None,
-              stream=None, executor: str | None = None, runs: str | Path | None = None) -> Path:
+              stream=None, executor: str | None = None, runs: str | Path | None = None, smoke: int = 0) -> Path:
     """Execute the profile's notebooks in order with papermill; returns REPORT.md's path.
 
     Stops at the first failing notebook with StageFailed naming it and its cell; the
     report is written either way (with what exists so far). Holds the results folder's
     lock throughout; another process making one of the profile's datasets stops it at once.
     `runs`: a folder of existing runs to reuse (default <out>/runs).
+    `smoke` (a size in px): the preflight (agit.preflight), into `results/<profile>-smoke/`.
     """
     prof = resolve_profile(profile)
-    out = Path(out or Path("results") / profile).resolve()
+    full_out = (Path("results") / profile).resolve()
+    if smoke:
+        prof = smoke_profile(prof, smoke)
+        if out and Path(out).resolve() == full_out:
+            raise ValueError(f"a preflight's runs are cut short: they must not go to {full_out}; choose another --out")
+    out = Path(out or Path("results") / (f"{profile}-smoke" if smoke else profile)).resolve()
     data_root = Path(data_root or "data").resolve()
     root = project_root()
     chosen = stage_names(stages, prof)
@@ -79,11 +85,11 @@ def reproduce(profile: str = "quick", stages=None, out: str | Path | None = None
             with dataset_lock(data_root, name):
                 pass
         return _execute(prof, chosen, root, out, data_root, jobs, device, stream, executor,
-                        Path(runs).resolve() if runs else None)
+                        Path(runs).resolve() if runs else None, smoke)
 
 
 def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Path, jobs: int | None,
-             device: str | None, stream, executor: str | None, runs: Path | None = None) -> Path:
+             device: str | None, stream, executor: str | None, runs: Path | None = None, smoke: int = 0) -> Path:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -91,10 +97,18 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
     for sub in ("notebooks", "tables", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     params = dict(profile=profile, out=str(out), data_root=str(data_root), jobs=jobs or 0,
-                  device=device or "", executor=executor or "", runs=str(runs or ""))
+                  device=device or "", executor=executor or "", runs=str(runs or ""), smoke=smoke)
     stream = stream or sys.stdout
     start, timings, failure = time.time(), {}, None
-    print(f"agit reproduce --profile {profile}: {len(chosen)} notebooks -> {out}", file=stream, flush=True)
+    ctx = context(profile, out, data_root, device, smoke=smoke)
+    print(f"agit reproduce --profile {profile}{' --smoke' if smoke else ''}: {len(chosen)} notebooks -> {out}",
+          file=stream, flush=True)
+    if smoke:
+        from .preflight import check_data, check_weights
+
+        print(prof["description"], file=stream)
+        checks = [*check_data(ctx), check_weights(ctx)]
+        print("\n".join(checks), file=stream, flush=True)
     for k, stage in enumerate(chosen, 1):
         executed = out / "notebooks" / f"{stage}.ipynb"
         print(f"[stage {k}/{len(chosen)}] {stage}  (elapsed {_clock(time.time() - start)})", file=stream, flush=True)
@@ -117,8 +131,14 @@ def _execute(prof: dict, chosen: list[str], root: Path, out: Path, data_root: Pa
             break
         timings[stage] = time.time() - t0
         print(f"[stage {k}/{len(chosen)}] {stage} done in {_clock(timings[stage])}", file=stream, flush=True)
-    report = write_report(context(profile, out, data_root, runs=runs), _remember(out / "notebooks" / "timings.json", timings),
-                          failure)
+    if smoke and not failure:
+        from .preflight import write_preflight
+
+        print(write_preflight(context(profile, out, data_root, device, smoke=smoke),
+                              context(profile, out, data_root, device), checks, jobs or prof["jobs"]),
+              file=stream, flush=True)
+    report = write_report(context(profile, out, data_root, runs=runs, smoke=smoke),
+                          _remember(out / "notebooks" / "timings.json", timings), failure)
     total = _clock(time.time() - start)
     if failure:
         raise StageFailed(f"{failure}\n(after {total}; report so far: {report})")
@@ -164,7 +184,11 @@ def write_report(ctx: Context, timings: dict | None = None, failure: str | None 
     out, prof = ctx.out, ctx.profile
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731  (runs may live beside out)
     by = by or f"`agit reproduce --profile {ctx.name}`"
-    lines = [f"# agit reproduction report — profile `{ctx.name}`", ""]
+    lines = [f"# agit reproduction report — profile `{ctx.name}`" + (" — PREFLIGHT" if prof.get("smoke") else "")
+             + (f" — on STAND-INS: synthetic images under the names {', '.join(ctx.stand_ins)}, not the real datasets"
+                if ctx.stand_ins else ""), ""]
+    if (out / "PREFLIGHT.md").is_file() and prof.get("smoke"):
+        lines += [(out / "PREFLIGHT.md").read_text(), ""]
     lines += [f"*{prof['description']}.* Preset `{prof['preset']}`; datasets "
               + ", ".join(f"`{d}`" for d in prof["datasets"])
               + f"; KID features: `{prof['kid']['extractor']}`, "

@@ -58,7 +58,7 @@ def run_specs(profile: dict) -> dict[str, RunSpec]:
     Ours and CycleGAN get the profile's `seeds` training seeds, every other row and sweep point
     `row_seeds` (default 1); seed N of a fork starts from seed N of `ours`. The profile's `pairs`
     (other datasets) get Ours and CycleGAN only."""
-    cfg = preset(profile["preset"])
+    cfg = preset(profile["preset"], **profile.get("config", {}))
     main = profile["main_dataset"]
     row_seeds = range(profile.get("row_seeds", 1))
     specs: list[RunSpec] = []

@@ -38,7 +38,7 @@ import skimage.data
 import skimage.draw
 from PIL import Image
 
-from .data import DataError, dataset_lock, staged_folder
+from .data import CYCLEGAN_COUNTS, CYCLEGAN_SIZE, DataError, dataset_lock, staged_folder
 from .progress import Progress
 
 # The default keeps the paper's tension (70 % of each domain on its own background) but
@@ -52,6 +52,8 @@ SYNTHETIC_PAIRS = {
     "synthetic_fruit": dict(style="apple2orange", background="distinct", overlap=0.3),
     "synthetic_stars": dict(style="star2leopard", background="distinct", overlap=0.3),
 }
+# Real datasets with a synthetic stand-in (`make_stand_in`): the pair of the same style.
+STAND_INS = {"horse2zebra": "synthetic", "apple2orange": "synthetic_fruit"}
 DOMAINS = ("A", "B")
 VERSION = 2  # bump when the pictures change, so cached datasets are regenerated
 
@@ -287,7 +289,7 @@ def _draws(params: dict, split: str, domain: str, index: int) -> tuple[list[int]
     """An image's random stream, whether it has objects, whether it takes the other domain's background.
 
     One stream per image, so any image can be rendered alone, in any order."""
-    s, d, n = ("train", "test").index(split), DOMAINS.index(domain), params[f"n_{split}"]
+    s, d, n = ("train", "test").index(split), DOMAINS.index(domain), _count(params, split, domain)
     stream = [params["seed"], s, d, index]
     # An exact share of object-free images, so small test sets still have some.
     order = np.random.default_rng([params["seed"], s, d]).permutation(n)
@@ -296,18 +298,25 @@ def _draws(params: dict, split: str, domain: str, index: int) -> tuple[list[int]
     return stream, with_objects, bool(np.random.default_rng(stream + [9]).random() < p_other)
 
 
+def _count(params: dict, split: str, domain: str) -> int:
+    """Images in one folder: `n_train` / `n_test` is one count for both domains or [A's, B's]."""
+    n = params[f"n_{split}"]
+    return n[DOMAINS.index(domain)] if isinstance(n, list) else n
+
+
 def make_synthetic(
     root: str | Path = "data",
     name: str = "synthetic",
     size: int = 64,
-    n_train: int = 400,
-    n_test: int = 100,
+    n_train: int | tuple[int, int] = 400,
+    n_test: int | tuple[int, int] = 100,
     seed: int = 0,
     background: str = "distinct",
     empty_fraction: float = 0.15,
     overlap: float = 0.0,
     style: str = "horse2zebra",
     overwrite: bool = False,
+    stand_in_for: str | None = None,
 ) -> Path:
     """Write the dataset to `root/name` (images, masks, test counterfactuals, meta.json); return the path.
 
@@ -315,10 +324,12 @@ def make_synthetic(
     reused as it is, one made by an older version of this module (`VERSION`) is remade, and
     one made with other arguments is refused unless `overwrite` (files of the user's in it are
     kept). Holds the dataset's lock, and builds beside it: interrupted, it leaves the old one.
+    `n_train` and `n_test` are per folder, one count or (A's, B's).
     `empty_fraction` of each folder has no object (mask all zero). With
     `background="distinct"`, an image takes the other domain's background with probability
     `overlap`; `"shared"` is the same as overlap 0.5: both domains then draw from one
     background distribution. `style` picks the objects, coats and backgrounds (`STYLES`).
+    `stand_in_for` names the real dataset these images stand in for (`make_stand_in`).
     """
     if background not in ("distinct", "shared"):
         raise ValueError(f"background must be 'distinct' or 'shared', got {background!r}")
@@ -326,8 +337,11 @@ def make_synthetic(
         raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if not (0 <= overlap <= 1 and 0 <= empty_fraction <= 1):
         raise ValueError("overlap and empty_fraction must lie in [0, 1]")
-    params = dict(version=VERSION, style=style, size=size, n_train=n_train, n_test=n_test, seed=seed,
+    counts = {k: list(n) if isinstance(n, (tuple, list)) else n for k, n in (("n_train", n_train), ("n_test", n_test))}
+    params = dict(version=VERSION, style=style, size=size, **counts, seed=seed,
                   background=background, empty_fraction=empty_fraction, overlap=overlap)
+    if stand_in_for:  # only then: the cached copies of the other pairs stay valid
+        params["stand_in_for"] = stand_in_for
     with dataset_lock(root, name):
         target = Path(root) / name
         meta_path = target / "meta.json"
@@ -347,15 +361,14 @@ def make_synthetic(
 
 def _write_synthetic(target: Path, params: dict) -> Path:
     """The dataset `params` describes into `target` (built beside it, then renamed)."""
-    n_train, n_test, style = params["n_train"], params["n_test"], params["style"]
+    style = params["style"]
     meta = dict(params=params, animal_free={}, other_background={},
                 coats=dict(zip(DOMAINS, STYLES[style].coats)), backgrounds=dict(zip(DOMAINS, STYLES[style].backgrounds)))
-    with staged_folder(target, replace=True) as staging, Progress(
-        2 * (n_train + 2 * n_test), f"rendering {target}", unit="img"
-    ) as bar:
-        for split, n in (("train", n_train), ("test", n_test)):
+    total = sum(_count(params, split, d) * (1 + (split == "test")) for split in ("train", "test") for d in DOMAINS)
+    with staged_folder(target, replace=True) as staging, Progress(total, f"rendering {target}", unit="img") as bar:
+        for split in ("train", "test"):
             for domain in DOMAINS:
-                folder = f"{split}{domain}"
+                folder, n = f"{split}{domain}", _count(params, split, domain)
                 for sub in (folder, f"{folder}_mask") + ((f"{folder}_counterfactual",) if split == "test" else ()):
                     (staging / sub).mkdir()
                 meta["animal_free"][folder], meta["other_background"][folder] = [], []
@@ -375,3 +388,29 @@ def _write_synthetic(target: Path, params: dict) -> Path:
                     bar.update(2 if split == "test" else 1)
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
     return target
+
+
+def make_stand_in(root: str | Path, like: str, size: int = CYCLEGAN_SIZE, fraction: float = 1.0,
+                  n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Path:
+    """A synthetic stand-in for the CycleGAN dataset `like`, under its name and layout: its style,
+    its image counts per folder (times `fraction`, at least 2; `n_train` / `n_test` set both
+    domains' counts instead), `size` px (the real sets' 256 by default).
+
+    Why: the paper profile can then run end to end (a preflight) where the real data cannot be
+    fetched. Its meta.json says `stand_in_for`, which every table and report built on it
+    repeats (`stand_in_of`), so the numbers are never taken for the paper's.
+    """
+    if like not in STAND_INS:
+        raise DataError(f"no synthetic stand-in for {like!r}; choose from {', '.join(STAND_INS)}")
+    if not 0 < fraction <= 1:
+        raise DataError(f"fraction must lie in (0, 1], got {fraction}")
+    scaled = [max(2, round(n * fraction)) for n in CYCLEGAN_COUNTS[like]]
+    options = {**SYNTHETIC_PAIRS[STAND_INS[like]], "style": like}
+    return make_synthetic(root, like, size, n_train or tuple(scaled[:2]), n_test or tuple(scaled[2:]), seed,
+                          stand_in_for=like, **options)
+
+
+def stand_in_of(data: str | Path) -> str | None:
+    """The real dataset a dataset folder stands in for (its meta.json), None for any other."""
+    meta = Path(data) / "meta.json"
+    return json.loads(meta.read_text())["params"].get("stand_in_for") if meta.is_file() else None

@@ -172,9 +172,18 @@ def kid_table(rows: dict[str, dict[str, list[dict]]], reference: dict[str, dict]
     return num_df, fmt_df, _caption(ctx, title, {c[0] for c in shown}, num_df)
 
 
+def provenance(ctx) -> str:
+    """What a caption says first where its numbers are not the paper's: stand-in data, a preflight."""
+    parts = [f"**STAND-IN DATA:** `{name}` is synthetic (agit data synth --like {like}), not the real {like}."
+             for name, like in ctx.stand_ins.items()]
+    if ctx.profile.get("smoke"):
+        parts.append(f"**PREFLIGHT:** every run cut to {ctx.profile['smoke']['schedule']}: these numbers measure nothing.")
+    return "".join(p + " " for p in parts)
+
+
 def _caption(ctx, title: str, shown: set, num: pd.DataFrame) -> str:
     ex, kid = ctx.profile["kid"]["extractor"], ctx.profile["kid"]
-    parts = [f"**{title}**", "Rows in the paper's order."]
+    parts = [f"{provenance(ctx)}**{title}**", "Rows in the paper's order."]
     if "cf_kid" in shown:
         parts.append("The columns that rank come first: the distance to the counterfactual — the true translation the synthetic pair "
                      "renders for every test image (same scene, the other domain's object): KID×100 of the "
@@ -255,7 +264,7 @@ def per_direction(num: pd.DataFrame, ctx, title: str, dataset: str | None = None
                                      for r in num.index] for k in keys_here},
                          index=[f"{r} ({int(num.loc[r, 'seeds'])})" for r in num.index])
         f.index.name = f"{lab} (seeds)"
-        caption = (f"**{title} {lab}.** Mean ± std over training seeds, their number in brackets; ↑/↓: which way "
+        caption = (f"{provenance(ctx)}**{title} {lab}.** Mean ± std over training seeds, their number in brackets; ↑/↓: which way "
                    "is better; cf: the counterfactual (the true translation). Every column in the full table.")
         out[lab] = (n, f, caption)
     return out
@@ -279,7 +288,7 @@ def sweep_table(ctx, group: str):
     num.index.name = fmt.index.name = "run"
     what = {"switch": "Fig. 7 as numbers: the epoch of the stage switch",
             "tau": "Fig. 8 as numbers: the threshold τ of the stage-2 discriminator (Eq. 6)"}[group]
-    caption = (f"**{what}.** Mean ± std over the seeds (column `seeds`); columns as in Table 1, IoU, recall and "
+    caption = (f"{provenance(ctx)}**{what}.** Mean ± std over the seeds (column `seeds`); columns as in Table 1, IoU, recall and "
                "precision at each run's own τ. Forked runs share their seed's main run's epochs before the fork.")
     note = kid_note(num)
     return num, fmt, caption + (f" {note}" if note else "")

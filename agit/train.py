@@ -205,6 +205,26 @@ def _say_resumed(run: Run, path: Path, state: dict, passed: list[str], changed: 
         print(f"resuming {run} with {describe_changes(changed)}")
 
 
+class StepTimer:
+    """Seconds spent in training steps, per epoch, for the log's epoch row: what a preflight
+    extrapolates the full schedule's cost from (agit.preflight). A process's first step is left
+    out: it pays for warm-up (allocation, cuDNN's autotuning, compiling), not for training."""
+
+    def __init__(self):
+        self.seconds, self.steps, self.warm = 0.0, 0, False
+
+    def add(self, seconds: float):
+        if self.warm:
+            self.seconds, self.steps = self.seconds + seconds, self.steps + 1
+        self.warm = True
+
+    def take(self) -> dict:
+        """This epoch's sum and count, then zero for the next."""
+        row = {"step_seconds": round(self.seconds, 4), "steps_timed": self.steps}
+        self.seconds, self.steps = 0.0, 0
+        return row
+
+
 class Trainer:
     """Owns the model, its `Updates` (optimisers, pools: step.py), the epochs and the run folder."""
 
@@ -233,6 +253,7 @@ class Trainer:
         self._opened = False  # whether `fit` has claimed (or checked) the run folder yet
         self._saved_at = None  # (epoch, step) of the last checkpoint written or resumed from
         self._epoch_tally = ({}, 0, 0.0)  # this epoch so far, in this process: mean losses, iterations, seconds
+        self.timer = StepTimer()
 
     def set_epoch(self, epoch: int, step: int = 0):
         """Go to iteration `step` of `epoch` (0-based; the next to run); entering its stage if it differs:
@@ -301,8 +322,10 @@ class Trainer:
         sums, start = {}, time.monotonic()
         with bar, self.run.log_writer() if self.is_main_rank else contextlib.nullcontext() as log:
             for n, (s, t) in enumerate(loader, 1):
+                step_start = time.perf_counter()
                 s, t = s.to(self.device, non_blocking=True), t.to(self.device, non_blocking=True)
                 losses, stop = distributed.reduce_step(self.train_step(s, t), bool(self._stop_reason), self.device)
+                self.timer.add(time.perf_counter() - step_start)  # the losses are floats: the device is done
                 _check_finite(losses, self.run, self.epoch, self.step)
                 self.step += 1
                 if log:
@@ -322,7 +345,7 @@ class Trainer:
         self.updates.end_epoch()
         record = {"kind": "epoch", "epoch": self.epoch, "stage": self.stage.number, "time": time.time()}
         if self.is_main_rank:
-            record.update(self.probe.attention_stats(self.model))
+            record.update(self.timer.take(), **self.probe.attention_stats(self.model))
             self.run.append_log(record)
             if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
                 self.probe.save_samples(self.model, self.run.sample_file(self.epoch + 1))

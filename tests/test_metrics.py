@@ -87,28 +87,20 @@ def test_missing_inception_weights_message(monkeypatch, tmp_path):
     assert "AGIT_INCEPTION_WEIGHTS=" in msg
 
 
-def test_inception_uses_local_weights(monkeypatch, tmp_path):
-    from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
-
-    weights = tmp_path / features.INCEPTION_WEIGHTS
-    weights.write_bytes(b"fake")
-    monkeypatch.setenv("AGIT_INCEPTION_WEIGHTS", str(weights))
-    seen = {}
-
-    class FakeInception(torch.nn.Module):
-        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kw):
-            super().__init__()
-            seen.update(name=name, features=features_list, path=feature_extractor_weights_path)
-
-        def forward(self, x):
-            assert x.dtype == torch.uint8
-            return (torch.zeros(len(x), 2048),)
-
-    monkeypatch.setattr(tf_inception, "FeatureExtractorInceptionV3", FakeInception)
+def test_inception_loads_release_format_weights_through_torch_fidelity(monkeypatch, inception_weights):
+    """The extractor reads $AGIT_INCEPTION_WEIGHTS with torch-fidelity's own loader (a state dict
+    of its FeatureExtractorInceptionV3, here randomly initialised) and gives 2048-d features."""
+    monkeypatch.setenv("AGIT_INCEPTION_WEIGHTS", str(inception_weights))
     extractor = features.EXTRACTORS["inception"]()
-    assert seen == {"name": "inception-v3-compat", "features": ["2048"], "path": str(weights)}
-    assert extractor(torch.zeros(3, 3, 32, 32, dtype=torch.uint8)).shape == (3, 2048)
-    assert extractor.name == "inception"
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    feats = extractor(images)
+    assert extractor.name == "inception" and feats.shape == (3, 2048) and torch.isfinite(feats).all()
+    assert not torch.equal(feats[0], feats[1])  # the weights were read: features depend on the image
+    broken = inception_weights.parent / "broken.pth"
+    torch.save({"fc.weight": torch.zeros(1)}, broken)  # not the release's format: torch-fidelity refuses it
+    monkeypatch.setenv("AGIT_INCEPTION_WEIGHTS", str(broken))
+    with pytest.raises(RuntimeError, match="state_dict"):
+        features.EXTRACTORS["inception"]()
 
 
 # ground truth: two 8x8 images, the first with a 4x4 object, the second empty

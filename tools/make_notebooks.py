@@ -27,6 +27,7 @@ jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
 executor = ""  # "": local processes; "submitit:" and its settings: e.g. SLURM jobs (README: scale-out)
 runs = os.environ.get("AGIT_RUNS", "")  # "": <out>/runs; a folder of runs to reuse (trained where missing)'''
+smoke = 0  # a preflight (agit reproduce --smoke): every run cut to a few iterations at this size in px; 0: off'''
 
 SETUP = '''\
 %matplotlib inline
@@ -38,7 +39,7 @@ from agit import figures, reproduce, tables
 from agit.run import Run
 
 ctx = reproduce.context(profile, out or None, data_root or None, device=device or None, jobs=jobs or None,
-                        executor=executor or None, runs=runs or None)
+                        executor=executor or None, runs=runs or None, smoke=smoke)
 print(f"profile {ctx.name!r}: preset {ctx.profile['preset']!r}, data {ctx.dataset_path()}, results {ctx.out}")'''
 
 
