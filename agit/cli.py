@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default="synthetic", help="dataset folder name: ROOT/NAME")
     s.add_argument("--like", choices=["horse2zebra", "apple2orange"],
                    help="a stand-in for this CycleGAN dataset: its name, style and image counts, 256 px; "
-                        "marked as a stand-in in its meta.json and in every table and report built on it")
+                        "marked as a stand-in in its meta.json and in every table and report built on it (default: none, "
+                        "the embedded pair)")
     s.add_argument("--fraction", type=float, default=1.0, help="with --like: this share of the real counts")
     s.add_argument("--size", type=int, help=f"image side (default: the quick preset's, {PRESETS['quick']['size']}; "
                                             "256 with --like)")
