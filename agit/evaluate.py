@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .data import DomainFolder, counterfactual_folder_for, domain_folders, mask_folder_for
+from .data import DomainFolder, counterfactual_folder_for, domain_folders, mask_folder_for, test_filter
 from .features import EXTRACTORS, label_cnn, to_uint8
 from .metrics import METRIC_KEYS, Reference, evaluate_direction
 from .model import DIRECTIONS, REVERSE, AGGAN
@@ -45,17 +45,17 @@ def translate_test_set(model: AGGAN, inputs: torch.Tensor, direction: str,
     return torch.cat([p.image.cpu() for p in parts]), attention
 
 
-def test_sets(data: Path, size: int) -> dict[str, dict]:
+def test_sets(data: Path, size: int, resize_filter: str = "bicubic") -> dict[str, dict]:
     """Per direction: the source test images, their masks and counterfactuals (None where absent), at `size`."""
     sets = {}
     for direction, folder in zip(DIRECTIONS, domain_folders(data, "test")):
-        images = DomainFolder(folder, size, mask_folder=mask_folder_for(folder))
+        images = DomainFolder(folder, size, mask_folder=mask_folder_for(folder), resize_filter=resize_filter)
         items = [images[i] for i in range(len(images))]
         masks = torch.stack([it["mask"] for it in items]) if all("mask" in it for it in items) else None
         cf_folder = counterfactual_folder_for(folder)
         counterfactuals = None
         if cf_folder:
-            cf = DomainFolder(cf_folder, size)
+            cf = DomainFolder(cf_folder, size, resize_filter=resize_filter)
             if [p.name for p in cf.paths] != [p.name for p in images.paths]:
                 raise ValueError(f"{cf_folder} must hold one counterfactual per image of {folder}, same names")
             counterfactuals = torch.stack([cf[i]["image"] for i in range(len(cf))])
@@ -114,7 +114,7 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "scene-cnn", device=None, ba
     run = Run(run_dir)
     model = run.load_model(device=device)
     data = Path(data_dir or model.cfg.data)
-    sets = test_sets(data, model.cfg.size)
+    sets = test_sets(data, model.cfg.size, test_filter(model.cfg.resize_filter))
     refs, extractor = references(data, sets, kid, device or "cpu")
     tests = {d: translate_test_set(model, sets[d]["inputs"], d, batch_size) for d in DIRECTIONS}
     result = {"kid_extractor": kid, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size,

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .baselines import build_model
 from .config import Config, describe_changes
-from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices
+from .data import DomainFolder, domain_folders, mask_folder_for, pair_indices, test_filter
 from .distributed import pick_device
 from .info import write_run_readme
 from .metrics import attention_iou
@@ -135,7 +135,8 @@ class Probe:
         split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
         self.batches = {}
         for direction, folder in zip(DIRECTIONS, domain_folders(root, split)):
-            ds = DomainFolder(folder, cfg.size, mask_folder=mask_folder_for(folder))
+            ds = DomainFolder(folder, cfg.size, mask_folder=mask_folder_for(folder),
+                              resize_filter=test_filter(cfg.resize_filter))
             items = [ds[i] for i in range(min(cfg.n_samples, len(ds)))]
             self.batches[direction] = {
                 "image": torch.stack([it["image"] for it in items]).to(device),
