@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test test-browser lab install bench clean
+.PHONY: reproduce test test-browser lab install bench crosscheck clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,13 @@ lab: $(STAMP)
 # Speed and memory on this machine -> results/bench/bench.{json,md} (about 8 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (~15 min on
+# 2 cores); RELEASED: a local clone of their repository. Installs the optional TensorFlow first.
+crosscheck: $(STAMP)
+	@test -n "$(RELEASED)" || { echo "usage: make crosscheck RELEASED=/path/to/clone"; exit 2; }
+	$(BIN)/python -m pip install --quiet -e '.[crosscheck]'
+	$(BIN)/python tools/crosscheck_released.py $(RELEASED)
 
 clean:
 	rm -rf $(VENV) results/runs results/*/runs results/*-local results/*/tutorial

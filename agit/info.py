@@ -44,7 +44,7 @@ def provenance() -> dict:
 def write_run_readme(run) -> Path:
     """RUN/README.md, and RUN/provenance.json recording the code that trained the run (called as training ends)."""
     run = Path(run)
-    (run / PROVENANCE).write_text(json.dumps(provenance(), indent=1))
+    Run(run).write_provenance(provenance())
     path = run / "README.md"
     path.write_text(run_summary(run))
     return path

@@ -41,7 +41,7 @@ from .distributed import pick_device
 from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
-from .run import Run, resume_config
+from .run import Run, RunError, resume_config
 from .step import Updates, iteration_phases
 
 # SIGINT: Ctrl-C. SIGTERM: kill, docker stop, a scheduler's time limit or preemption.
@@ -340,6 +340,8 @@ class Trainer:
         if point is None:
             raise FileNotFoundError(f"nothing to resume: no checkpoint in {run.checkpoints_dir}")
         path, state, passed = point
+        if "optimizers" not in state:
+            raise RunError(f"{path} holds weights only (agit import-tf): no training state to resume")
         cfg, changed = resume_config(run, state, overrides)
         trainer = cls(cfg, run_dir, device)
         trainer.load_state_dict(state)
