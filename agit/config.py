@@ -124,7 +124,7 @@ class Config:
     epochs: int = 100
     switch_epoch: int = 30
     decay_epoch: int = 50  # lr constant until here, then linear to ~0 at `epochs`
-    iters_per_epoch: int | None = None  # None: one pass over the source domain
+    iters_per_epoch: int | None = None  # None: max(|A|, |B|) // batch_size, the released code's epoch
     lr: float = 1e-4
     optimizer: str = "adam"  # 'adam' (beta1, beta2) or 'rmsprop' (DualGAN)
     beta1: float = 0.5
