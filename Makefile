@@ -39,8 +39,8 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
-# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (~15 min on
-# 2 cores); RELEASED: a local clone of their repository. Installs the optional TensorFlow first.
+# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (over 30 min on
+# 2 shared cores; the tool's --sections runs parts); RELEASED: a local clone of theirs. Installs TensorFlow first.
 crosscheck: $(STAMP)
 	@test -n "$(RELEASED)" || { echo "usage: make crosscheck RELEASED=/path/to/clone"; exit 2; }
 	$(BIN)/python -m pip install --quiet -e '.[crosscheck]'
