@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce full test test-browser lab install bench gpu-check clean
+.PHONY: reproduce full test test-browser lab install bench gpu-check crosscheck clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,13 @@ bench: $(STAMP)
 # The paper's setting on one CUDA GPU (at most 8 minutes) -> results/bench/gpu.{json,md}; without CUDA, one line.
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
+
+# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (over 30 min on
+# 2 shared cores; the tool's --sections runs parts); RELEASED: a local clone of theirs. Installs TensorFlow first.
+crosscheck: $(STAMP)
+	@test -n "$(RELEASED)" || { echo "usage: make crosscheck RELEASED=/path/to/clone"; exit 2; }
+	$(BIN)/python -m pip install --quiet -e '.[crosscheck]'
+	$(BIN)/python tools/crosscheck_released.py $(RELEASED)
 
 clean:
 	rm -rf $(VENV) results/runs results/*/runs results/*-local results/*/tutorial

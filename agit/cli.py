@@ -61,6 +61,13 @@ def cmd_train(args):
     say(f"done: {trainer.run}")
 
 
+def cmd_import_tf(args):
+    from .import_tf import import_checkpoint
+
+    run = import_checkpoint(args.checkpoint, args.out, args.overwrite, **dict(parse_override(kv) for kv in args.set))
+    print(f"imported {args.checkpoint} -> {run} (preset official; agit translate / evaluate / info work on it)")
+
+
 def cmd_translate(args) -> int:
     from .run import Run
     from .translate import translate_folder
@@ -226,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", help="a checkpoint file (default RUN/checkpoints/latest.pt)")
     r.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA if available)")
     r.set_defaults(func=cmd_translate)
+
+    it = sub.add_parser("import-tf", help="a checkpoint of the authors' released TensorFlow code as an agit run "
+                                          "(needs TensorFlow: pip install 'agit[crosscheck]')")
+    it.add_argument("checkpoint", help="AGGAN-N (prefix), its .index or .data-* file, or the folder holding it")
+    it.add_argument("--out", required=True, help="the run folder to write")
+    it.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override official's fields (e.g. size); the widths must be the checkpoint's")
+    it.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
+    it.set_defaults(func=cmd_import_tf)
 
     n = sub.add_parser("info", help="what a run is: method, preset, data, schedule done, seed, metrics, version")
     n.add_argument("run", help="a run folder (agit train --out)")

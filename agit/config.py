@@ -71,13 +71,21 @@ class Config:
     size: int = 256
     load_size: int | None = None  # None: CycleGAN's 286/256 ratio
     shuffle: bool = False  # released code: fixed pairs (a_{i mod |A|}, b_{i mod |B|}), max(|A|, |B|) an epoch
-    resize_filter: str = "bilinear"  # training resize; released code: bilinear (CycleGAN's PyTorch code: bicubic)
+    # training resize; 'bilinear' and 'bicubic' are torchvision's (half-pixel centres, antialiased,
+    # rounded to uint8; CycleGAN's PyTorch code: bicubic). 'tf1_bilinear': the released code's
+    # tf.image.resize_images of TF1 (no half-pixel centres, no antialiasing, float result), also
+    # for the test images; the others resize test images bicubically.
+    resize_filter: str = "bilinear"
 
     # generator F (Appendix A; released code where it differs)
     ngf: int = 32
     n_res: int = 9
     gen_padding: str = "zeros"  # released code pads with zeros, CycleGAN reflects
     gen_last_kernel: int = 7  # paper: c3s1-3-T; code: 7x7
+    # Stride-2 convs (F and A) and F's transposed convs padded as TF's 'SAME' (nets.tf_same_padding):
+    # (0, 1) where PyTorch's padding=1 gives (1, 1). Same weights, outputs one pixel apart otherwise;
+    # needed for the released code's outputs and its trained checkpoints (agit import-tf).
+    tf_same_padding: bool = False
     # attention net A
     att_ngf: int = 32
     att_up_kernel: int = 1  # paper: 3x3 after each up2; code: effectively 1x1
@@ -117,11 +125,17 @@ class Config:
     epochs: int = 100
     switch_epoch: int = 30
     decay_epoch: int = 50  # lr constant until here, then linear to ~0 at `epochs`
-    iters_per_epoch: int | None = None  # None: one pass over the source domain
+    iters_per_epoch: int | None = None  # None: max(|A|, |B|) // batch_size, the released code's epoch
     lr: float = 1e-4
     optimizer: str = "adam"  # 'adam' (beta1, beta2) or 'rmsprop' (DualGAN)
     beta1: float = 0.5
     beta2: float = 0.999
+    # TF's AdamOptimizer adds its epsilon (1e-8) to sqrt(v) *before* the bias correction
+    # ("epsilon hat", Kingma & Ba Sec. 2); torch's Adam after it (step.AdamEpsilonHat).
+    adam_epsilon_hat: bool = False
+    # The released code's six `minimize` ops share one Adam, whose bias-correction step count T
+    # advances at each of them: 4x an iteration. True: agit's optimisers count one T together.
+    adam_shared_counter: bool = False
     weight_decay: float = 0.0
     batch_size: int = 1
     update_order: str = "sequential"  # released code: G_ST, D_T, G_TS, D_S; "joint": Eq. 4 at once
@@ -271,7 +285,7 @@ RANGES = {
 }
 CHOICES = {"variant": VARIANTS, "method": METHODS, "gan_loss": GAN_LOSSES, "precision": PRECISIONS,
            "optimizer": ("adam", "rmsprop"), "cycle_norm": ("l1", "l2"), "d_fake": ("composite", "raw"),
-           "resize_filter": ("bilinear", "bicubic"), "update_order": ("sequential", "joint"),
+           "resize_filter": ("bilinear", "bicubic", "tf1_bilinear"), "update_order": ("sequential", "joint"),
            "gen_padding": ("zeros", "reflect")}
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,), "None": (type(None),)}
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
@@ -322,8 +336,9 @@ def _relations(cfg: Config) -> list[str]:
 
 
 PRESETS: dict[str, dict] = {
-    # The released code, deviations from the paper's text included.
-    "official": dict(),
+    # The released code, deviations from the paper's text included, down to TF's own arithmetic.
+    "official": dict(tf_same_padding=True, resize_filter="tf1_bilinear", adam_epsilon_hat=True,
+                     adam_shared_counter=True),
     # The paper's text where explicit (Appendix A layers), the code where silent.
     "paper": dict(gen_last_kernel=3, att_up_kernel=3, att_last_kernel=7, tau_inclusive=False, d_fake="raw"),
     # CPU minutes on the synthetic default (README: "What is reproduced"; the tuning runs are

@@ -196,8 +196,8 @@ class DomainFolder(Dataset):
         resize_filter: str = "bicubic",
     ):
         self.folder = Path(folder)
-        # bicubic as CycleGAN's PyTorch code; the released AGGAN code resizes bilinearly
-        self.interpolation = InterpolationMode(resize_filter)
+        # bicubic as CycleGAN's PyTorch code; the released AGGAN code resizes bilinearly (tf1_bilinear)
+        self.interpolation = resize_filter
         self.paths = list_images(self.folder)
         self.not_images = not_images(self.folder)
         self.size = size
@@ -234,13 +234,13 @@ class DomainFolder(Dataset):
         # the cached copy is already at the first resize's size, which then leaves it as it is
         pixels = self.resized[i] if self.resized is not None else read_rgb(path)
         item = {
-            "image": transform(pixels, self.interpolation).float() / 127.5 - 1,
+            "image": transform(pixels, self.interpolation) / 127.5 - 1,
             "path": str(path),
             "index": i,
         }
         if path.stem in self.mask_paths:
             mask = read_mask(self.mask_paths[path.stem])
-            item["mask"] = transform(mask, InterpolationMode.NEAREST).float()
+            item["mask"] = transform(mask, "nearest")
         return item
 
     def _resized_copy(self) -> torch.Tensor:
@@ -252,16 +252,18 @@ class DomainFolder(Dataset):
         """
         side = self.load_size if self.augment else self.size
         key = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.paths]
-        file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px_{self.interpolation.value}.pt"
-        saved = _load_cache(file, len(self.paths), side)
+        file = self.folder.parent / ".agit_cache" / f"{self.folder.name}_{side}px_{self.interpolation}.pt"
+        # TF1's resize keeps floats: rounding them to uint8 would change what the network sees
+        dtype = torch.float32 if self.interpolation == "tf1_bilinear" else torch.uint8
+        saved = _load_cache(file, len(self.paths), side, dtype)
         if saved is not None and saved["key"] == [list(k) for k in key]:
             self._skip(saved["unreadable"], "cached as unreadable")
             return saved["images"]
-        images = torch.zeros(len(self.paths), 3, side, side, dtype=torch.uint8)
+        images = torch.zeros(len(self.paths), 3, side, side, dtype=dtype)
         unreadable = []
         for i, path in enumerate(track(self.paths, f"caching {self.folder.name} at {side} px", unit="img")):
             try:
-                images[i] = TF.resize(read_rgb(path), [side] * 2, self.interpolation, antialias=True)
+                images[i] = resize_square(read_rgb(path), side, self.interpolation)
             except DataError:
                 unreadable.append(i)
         self._skip(unreadable, "unreadable")
@@ -281,21 +283,21 @@ class DomainFolder(Dataset):
     def _geometry(self, seed: int):
         """The resize (with augment: resize, crop, flip) of one item, applied alike to image and mask."""
         if not self.augment:
-            return lambda x, interpolation: TF.resize(x, [self.size] * 2, interpolation, antialias=True)
+            return lambda x, interpolation: resize_square(x, self.size, interpolation)
         generator = torch.Generator().manual_seed(seed)
         top, left = torch.randint(0, self.load_size - self.size + 1, (2,), generator=generator).tolist()
         flip = torch.rand((), generator=generator).item() < 0.5
 
-        def transform(x: torch.Tensor, interpolation: InterpolationMode) -> torch.Tensor:
-            x = TF.resize(x, [self.load_size] * 2, interpolation, antialias=True)
+        def transform(x: torch.Tensor, interpolation: str) -> torch.Tensor:
+            x = resize_square(x, self.load_size, interpolation)
             x = TF.crop(x, top, left, self.size, self.size)
             return TF.horizontal_flip(x) if flip else x
 
         return transform
 
 
-def _load_cache(file: Path, n: int, side: int) -> dict | None:
-    """The image cache `file` if it is one agit wrote for `n` images of `side` px; else None (rebuilt).
+def _load_cache(file: Path, n: int, side: int, dtype: torch.dtype) -> dict | None:
+    """The image cache `file` if it is one agit wrote for `n` images of `side` px in `dtype`; else None (rebuilt).
 
     A truncated, crafted or foreign file is said and replaced: the cache is only derived data.
     """
@@ -305,7 +307,7 @@ def _load_cache(file: Path, n: int, side: int) -> dict | None:
         saved = torch.load(file, mmap=True, weights_only=True)
         images = saved["images"]
         if not (isinstance(saved["key"], list) and isinstance(images, torch.Tensor)
-                and images.dtype == torch.uint8 and tuple(images.shape) == (n, 3, side, side)
+                and images.dtype == dtype and tuple(images.shape) == (n, 3, side, side)
                 and all(isinstance(i, int) and 0 <= i < n for i in saved["unreadable"])):
             raise ValueError("not the layout agit writes")
     except Exception as err:  # noqa: BLE001 - whatever the file holds, it is rebuilt, never trusted
@@ -313,6 +315,48 @@ def _load_cache(file: Path, n: int, side: int) -> dict | None:
                       f"({type(err).__name__}); rebuilding it", stacklevel=4)
         return None
     return saved
+
+
+def test_filter(train_filter: str) -> str:
+    """The resize of test images for a run trained with `train_filter`: TF1's where training used
+    it (the released code's test path is its training loader), else bicubic as before."""
+    return "tf1_bilinear" if train_filter == "tf1_bilinear" else "bicubic"
+
+
+def resize_square(x: torch.Tensor, side: int, resize_filter: str) -> torch.Tensor:
+    """x (..., C, H, W) resized to side x side, as a float tensor on the 0-255 scale of its input.
+
+    torchvision's filters ('bilinear', 'bicubic', 'nearest') antialias and keep uint8 input
+    uint8; 'tf1_bilinear' is `tf1_resize_bilinear`.
+    """
+    if resize_filter == "tf1_bilinear":
+        return tf1_resize_bilinear(x, side, side)
+    antialias = resize_filter != "nearest"
+    return TF.resize(x, [side, side], InterpolationMode(resize_filter), antialias=antialias).float()
+
+
+def tf1_resize_bilinear(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """TF1's `tf.image.resize_images` (bilinear, align_corners=False): the released loader's resize.
+
+    Output pixel j samples the input at j * (in / out) (no half-pixel centres, so the
+    image shifts by up to half an input pixel towards the top left), interpolates its
+    two neighbours, never averages more of them (no antialiasing: a large photo is
+    subsampled), and returns float32 unrounded. float32 arithmetic in TF's order, so the
+    result matches TF's kernel to rounding.
+    """
+    x = x.float()
+
+    def taps(n_in: int, n_out: int):
+        where = torch.arange(n_out, dtype=torch.float32) * torch.tensor(n_in / n_out, dtype=torch.float32)
+        low = where.floor()
+        return low.long(), (low.long() + 1).clamp(max=n_in - 1), where - low
+
+    (y0, y1, wy), (x0, x1, wx) = taps(x.shape[-2], height), taps(x.shape[-1], width)
+    top, bottom = x[..., y0, :], x[..., y1, :]
+    top = top[..., x0] + (top[..., x1] - top[..., x0]) * wx
+    bottom = bottom[..., x0] + (bottom[..., x1] - bottom[..., x0]) * wx
+    return top + (bottom - top) * wy[:, None]
+
 
 def pair_indices(n_a: int, n_b: int, epoch: int, seed: int, shuffle: bool) -> list[tuple[int, int]]:
     """The (a, b) index pairs of one epoch: max(n_a, n_b) of them, so every image of both domains is used.

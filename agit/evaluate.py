@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .data import DomainFolder, counterfactual_folder_for, domain_folders, list_images, mask_folder_for, read_rgb
+from .data import DomainFolder, counterfactual_folder_for, domain_folders, list_images, mask_folder_for, read_rgb, \
+    test_filter
 from .features import EXTRACTORS, MissingWeightsError, inception_weights_path, label_cnn, to_uint8
 from .metrics import METRIC_KEYS, Reference, check_kid_protocol, evaluate_direction, fitting_subset_size, kid_estimate
 from .progress import track
@@ -74,17 +75,17 @@ def translate_test_set(model: AGGAN, inputs: torch.Tensor, direction: str,
     return torch.cat([p.image.cpu() for p in parts]), attention
 
 
-def test_sets(data: Path, size: int) -> dict[str, dict]:
+def test_sets(data: Path, size: int, resize_filter: str = "bicubic") -> dict[str, dict]:
     """Per direction: the source test images, their masks and counterfactuals (None where absent), at `size`."""
     sets = {}
     for direction, folder in zip(DIRECTIONS, domain_folders(data, "test")):
-        images = DomainFolder(folder, size, mask_folder=mask_folder_for(folder))
+        images = DomainFolder(folder, size, mask_folder=mask_folder_for(folder), resize_filter=resize_filter)
         items = [images[i] for i in range(len(images))]
         masks = torch.stack([it["mask"] for it in items]) if all("mask" in it for it in items) else None
         cf_folder = counterfactual_folder_for(folder)
         counterfactuals = None
         if cf_folder:
-            cf = DomainFolder(cf_folder, size)
+            cf = DomainFolder(cf_folder, size, resize_filter=resize_filter)
             if [p.name for p in cf.paths] != [p.name for p in images.paths]:
                 raise ValueError(f"{cf_folder} must hold one counterfactual per image of {folder}, same names")
             counterfactuals = torch.stack([cf[i]["image"] for i in range(len(cf))])
@@ -150,7 +151,7 @@ def evaluate_run(run_dir, data_dir=None, kid: str = "auto", device=None, batch_s
     model = run.load_model(device=device)
     data = Path(data_dir or model.cfg.data)
     kid, why = choose_extractor(kid, data)
-    sets = test_sets(data, model.cfg.size)
+    sets = test_sets(data, model.cfg.size, test_filter(model.cfg.resize_filter))
     note = ""
     if kid != "none":
         kid_subset_size, note = fitting_subset_size(kid_subset_size, *(len(s["inputs"]) for s in sets.values()))

@@ -18,7 +18,6 @@ from pathlib import Path
 from . import __version__
 from .config import Config, preset, schedule_text
 from .data import SPLIT_FOLDERS, DataError, list_images
-from .files import write_atomically
 from .run import Run
 
 # metrics.json keys in words (agit.metrics has their definitions).
@@ -62,7 +61,7 @@ def write_run_readme(run) -> Path | None:
     """RUN/README.md, and RUN/provenance.json recording the code that trained the run (called as
     training ends). A README.md of the user's is kept, and said so: returns None then."""
     run = Run(run)
-    write_atomically(run.path / PROVENANCE, json.dumps(provenance(), indent=1))
+    run.write_provenance(provenance())
     if run.write_readme(run_summary(run)):
         return run.readme_file
     print(f"{run.readme_file} is not agit's: kept as it is (agit info {run} prints the run's summary)", file=sys.stderr)

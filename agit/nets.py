@@ -9,15 +9,55 @@ the released code differs from the text, a config field chooses (see config.py).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import Config
 
 
-def conv_in_relu(cin, cout, kernel, stride=1, padding=0, padding_mode="zeros", norm=True):
-    """A `cksj-k-R` layer: convolution, instance norm, ReLU."""
-    layers = [nn.Conv2d(cin, cout, kernel, stride, padding, padding_mode=padding_mode)]
+def tf_same_padding(n: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of TensorFlow's 'SAME' on a side of n pixels.
+
+    TF pads pad_total = max((ceil(n / s) - 1) * s + k - n, 0) and puts the odd pixel
+    after (bottom / right): (0, 1) for a 3x3 stride-2 conv on an even side, where
+    PyTorch's symmetric padding=1 gives (1, 1) and shifts every output by one pixel.
+    """
+    total = max((-(-n // stride) - 1) * stride + kernel - n, 0)
+    return total // 2, total - total // 2
+
+
+class TFSameConv2d(nn.Conv2d):
+    """A convolution padded as TF's 'SAME' (`tf_same_padding`); same parameters as nn.Conv2d."""
+
+    def forward(self, x):
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        top, bottom = tf_same_padding(x.shape[-2], kh, sh)
+        left, right = tf_same_padding(x.shape[-1], kw, sw)
+        return self._conv_forward(F.pad(x, (left, right, top, bottom)), self.weight, self.bias)
+
+
+class TFSameConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution placed as TF's `conv2d_transpose(..., padding='SAME')`: s times the size.
+
+    TF's op is the gradient of a 'SAME' conv from s*n pixels to n, which pads (0, 1) for
+    k=3, s=2: input pixel i lands at 2i + k' (k' the tap), not 2i + k' - 1 as PyTorch's
+    padding=1, output_padding=1 places it. So: the full transposed output, from `before` on.
+    """
+
+    def forward(self, x):
+        full = F.conv_transpose2d(x, self.weight, self.bias, self.stride)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        h, w = x.shape[-2] * sh, x.shape[-1] * sw
+        top, left = tf_same_padding(h, kh, sh)[0], tf_same_padding(w, kw, sw)[0]
+        return full[..., top:top + h, left:left + w]
+
+
+def conv_in_relu(cin, cout, kernel, stride=1, padding=0, padding_mode="zeros", norm=True, tf_same=False):
+    """A `cksj-k-R` layer: convolution, instance norm, ReLU; `tf_same`: padded as TF's 'SAME'."""
+    conv = TFSameConv2d(cin, cout, kernel, stride) if tf_same else \
+        nn.Conv2d(cin, cout, kernel, stride, padding, padding_mode=padding_mode)
+    layers = [conv]
     if norm:
         layers.append(nn.InstanceNorm2d(cout, affine=True))
     layers.append(nn.ReLU(inplace=True))
@@ -56,13 +96,13 @@ class Generator(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        k, pad = cfg.ngf, cfg.gen_padding
+        k, pad, tf_same = cfg.ngf, cfg.gen_padding, cfg.tf_same_padding
         layers = [
             conv_in_relu(3, k, 7, padding=3, padding_mode=pad),
-            conv_in_relu(k, 2 * k, 3, 2, 1),
-            conv_in_relu(2 * k, 4 * k, 3, 2, 1),
+            conv_in_relu(k, 2 * k, 3, 2, 1, tf_same=tf_same),
+            conv_in_relu(2 * k, 4 * k, 3, 2, 1, tf_same=tf_same),
             *[ResidualBlock(4 * k, pad) for _ in range(cfg.n_res)],
-            *[self.up(m * k, m * k // 2) for m in (4, 2)],
+            *[self.up(m * k, m * k // 2, tf_same) for m in (4, 2)],
             nn.Conv2d(k, 3, cfg.gen_last_kernel, padding=cfg.gen_last_kernel // 2),
             nn.Tanh(),
         ]
@@ -70,9 +110,11 @@ class Generator(nn.Module):
         self.recompute = cfg.recompute_activations
 
     @staticmethod
-    def up(cin, cout):
+    def up(cin, cout, tf_same=False):
+        conv = TFSameConvTranspose2d(cin, cout, 3, 2) if tf_same else \
+            nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1)
         return nn.Sequential(
-            nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1),
+            conv,
             nn.InstanceNorm2d(cout, affine=True),
             nn.ReLU(inplace=True),
         )
@@ -93,7 +135,7 @@ class AttentionNet(nn.Module):
         k, ku, kl = cfg.att_ngf, cfg.att_up_kernel, cfg.att_last_kernel
         self.net = nn.Sequential(
             conv_in_relu(3, k, 7, 2, 3, padding_mode="reflect"),
-            conv_in_relu(k, 2 * k, 3, 2, 1),
+            conv_in_relu(k, 2 * k, 3, 2, 1, tf_same=cfg.tf_same_padding),
             ResidualBlock(2 * k, "reflect"),
             nn.Upsample(scale_factor=2, mode="nearest"),
             conv_in_relu(2 * k, 2 * k, ku, padding=ku // 2),

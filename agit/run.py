@@ -252,6 +252,10 @@ class Run:
         return True
 
     # -- checkpoints: reading ---------------------------------------------------------------
+    def write_provenance(self, facts: dict) -> None:
+        """RUN/provenance.json: where the run's weights came from (agit.info's, or an import's source)."""
+        write_atomically(self.path / "provenance.json", json.dumps(facts, indent=1))
+
     def checkpoints(self) -> list[Path]:
         """latest.pt, then epoch_NNNN.pt newest first: the order a resume tries them in."""
         epochs = sorted(self.checkpoints_dir.glob("epoch_*.pt"), reverse=True)

@@ -119,11 +119,52 @@ def mixed_precision(precision: str, device: torch.device):
     return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
-    """Adam(beta1, beta2) as the paper, or RMSProp (DualGAN; decay 0.9 as its released code)."""
+class TFAdam(torch.optim.Adam):
+    """torch's Adam computing TF1's AdamOptimizer update, which the released code uses.
+
+    TF: lr * sqrt(1-b2^T)/(1-b1^T) * m / (sqrt(v) + eps), where
+    * eps is added before the bias correction ("epsilon hat", `epsilon_hat`); torch adds it after;
+    * T counts the applications of *one* optimiser instance (`counter`, a one-element list the
+      optimisers share): the released code's six `minimize` ops share one, so T advances four
+      times an iteration, where each torch optimiser counts its own steps t.
+    torch's update is lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps): setting its lr and eps
+    for the step about to be taken makes it TF's exactly, so torch's Adam does the arithmetic
+    and no update rule is rewritten here. A group's parameters step together (t of any that
+    has stepped, +1).
+    """
+
+    def __init__(self, params, eps: float = 1e-8, epsilon_hat: bool = True, counter: list | None = None, **kw):
+        super().__init__(params, eps=eps, **kw)
+        self.tf_eps, self.epsilon_hat, self.counter = eps, epsilon_hat, counter
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if self.counter is not None:
+            self.counter[0] += 1
+        scheduled = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            steps = [self.state[p]["step"] for p in group["params"] if p.grad is not None and "step" in self.state[p]]
+            t = int(max(steps)) + 1 if steps else 1
+            shared = self.counter[0] if self.counter is not None else t
+            b1, b2 = group["betas"]
+            eps = self.tf_eps if self.epsilon_hat else self.tf_eps * (1 - b2**shared) ** 0.5
+            group["eps"] = eps / (1 - b2**t) ** 0.5
+            group["lr"] *= ((1 - b2**shared) ** 0.5 / (1 - b1**shared)) / ((1 - b2**t) ** 0.5 / (1 - b1**t))
+        loss = super().step(closure)
+        for group, lr in zip(self.param_groups, scheduled):
+            group["lr"] = lr
+        return loss
+
+
+def make_optimizer(cfg: Config, params, counter: list | None = None) -> torch.optim.Optimizer:
+    """Adam(beta1, beta2) as the paper (TF's, `TFAdam`, with `adam_epsilon_hat` or a shared
+    `counter`), or RMSProp (DualGAN; decay 0.9 as its released code)."""
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    if cfg.adam_epsilon_hat or counter is not None:
+        return TFAdam(params, epsilon_hat=cfg.adam_epsilon_hat, counter=counter, **adam)
+    return torch.optim.Adam(params, **adam)
 
 
 def lr_factor(cfg: Config, epoch: int) -> float:
@@ -143,8 +184,10 @@ class Updates:
     def __init__(self, model: nn.Module, cfg: Config, device: torch.device, rank: int = 0):
         self.model, self.cfg = model, cfg
         self.autocast, self.scaler = mixed_precision(cfg.precision, device)
+        # the released code's one Adam: its step count, shared by the optimisers (adam_shared_counter)
+        self.adam_steps = [0] if cfg.adam_shared_counter else None
         self.opt = {name: make_optimizer(cfg, list(dict.fromkeys(
-                        p for mod in mods if mod is not None for p in mod.parameters())))
+                        p for mod in mods if mod is not None for p in mod.parameters())), self.adam_steps)
                     for name, mods in model.param_groups().items()}
         for direction in DIRECTIONS:
             self._clip_critic(direction)
@@ -217,6 +260,7 @@ class Updates:
                 "schedulers": {k: s.state_dict() for k, s in self.sched.items()},
                 "pools": {k: p.state_dict() for k, p in self.pools.items()},
                 "scaler": self.scaler.state_dict(),
+                "adam_steps": self.adam_steps,
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
@@ -231,6 +275,8 @@ class Updates:
             p.load_state_dict(state["pools"][k], device)
         if state.get("scaler"):  # fp16 runs only; older checkpoints have none
             self.scaler.load_state_dict(state["scaler"])
+        if self.adam_steps is not None:
+            self.adam_steps[0] = state["adam_steps"][0]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         if state["rng"]["cuda"] and torch.cuda.is_available():

@@ -34,14 +34,15 @@ from torchvision.utils import make_grid, save_image
 from . import distributed
 from .baselines import build_model
 from .config import Config, check_schedule, describe_changes, schedule_text
-from .data import DataError, DomainFolder, dataset_fingerprint, domain_folders, mask_folder_for, pair_indices
+from .data import DataError, DomainFolder, dataset_fingerprint, domain_folders, mask_folder_for, pair_indices, \
+    test_filter
 from .distributed import pick_device
 from .files import write_atomically
 from .info import write_run_readme
 from .metrics import attention_iou
 from .model import DIRECTIONS
 from .progress import Progress, say
-from .run import ResumeMismatch, Run, resume_config
+from .run import ResumeMismatch, Run, RunError, resume_config
 from .signals import STOP_SIGNALS, stop_signals
 from .step import Updates, iteration_phases
 
@@ -120,7 +121,8 @@ class Probe:
         split = "test" if (root / "testA").is_dir() and (root / "testB").is_dir() else "train"
         self.batches = {}
         for direction, folder in zip(DIRECTIONS, domain_folders(root, split)):
-            ds = DomainFolder(folder, cfg.size, mask_folder=mask_folder_for(folder))
+            ds = DomainFolder(folder, cfg.size, mask_folder=mask_folder_for(folder),
+                              resize_filter=test_filter(cfg.resize_filter))
             items = [ds[i] for i in range(min(cfg.n_samples, len(ds)))]
             self.batches[direction] = {
                 "image": torch.stack([it["image"] for it in items]).to(device),
@@ -398,6 +400,8 @@ class Trainer:
         if point is None:
             raise FileNotFoundError(f"nothing to resume: no checkpoint in {run.checkpoints_dir}")
         path, state, passed = point
+        if "optimizers" not in state:
+            raise RunError(f"{path} holds weights only (agit import-tf): no training state to resume")
         cfg, changed = resume_config(run, state, overrides)
         saved, now = state.get("data_fingerprint"), dataset_fingerprint(cfg.data)
         if saved and saved != now:  # checkpoints before the fingerprint have none: not checked

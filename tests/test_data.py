@@ -413,3 +413,33 @@ def test_a_dataset_is_replaced_only_with_overwrite_and_the_users_files_stay(tmp_
     assert main([*argv, "--overwrite"]) == 2
     assert f"{tmp_path / 'data' / '.l2t.replaced'} holds the dataset {target} had before an interrupted " \
            f"replacement" in capsys.readouterr().err
+
+
+def test_tf1_resize_bilinear_against_hand_computed_values():
+    from agit.data import tf1_resize_bilinear
+
+    row = torch.tensor([[[0.0, 10.0, 20.0, 30.0]]])
+    # samples at j * 4/3 = 0, 1.333, 2.667: floats, not rounded; no half-pixel shift, no averaging
+    assert tf1_resize_bilinear(row, 1, 3).flatten().tolist() == pytest.approx([0, 40 / 3, 80 / 3], abs=1e-5)
+    # up: j * 1/2 = 0, 0.5, 1, 1.5 -> 0, 5, 10, 10 (the last clamps); half-pixel centres give 0, 2.5, 7.5, 10
+    assert tf1_resize_bilinear(torch.tensor([[[0.0, 10.0]]]), 1, 4).flatten().tolist() == [0, 5, 10, 10]
+    square = torch.tensor([[[0.0, 10.0], [20.0, 30.0]]])
+    assert tf1_resize_bilinear(square, 4, 4)[0, 1, 1].item() == 15  # (0.5, 0.5): the mean of the four
+    img = torch.randint(0, 256, (3, 9, 7), dtype=torch.uint8)
+    assert torch.equal(tf1_resize_bilinear(img, 9, 7), img.float())  # same size: unchanged
+
+
+def test_tf1_bilinear_in_training_and_test_items(tmp_path):
+    from agit.data import resize_square, test_filter
+
+    save(tmp_path / "A" / "0.png", noise(40, 50, seed=3))
+    pixels = read_rgb(tmp_path / "A" / "0.png")
+    test = DomainFolder(tmp_path / "A", size=16, resize_filter=test_filter("tf1_bilinear"))
+    assert torch.equal(test[0]["image"], resize_square(pixels, 16, "tf1_bilinear") / 127.5 - 1)
+    assert test_filter("bilinear") == "bicubic"  # other presets' test images as before
+    train = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=True, resize_filter="tf1_bilinear")
+    cached = DomainFolder(tmp_path / "A", size=16, load_size=20, augment=True, resize_filter="tf1_bilinear",
+                          cache=True)
+    assert torch.equal(train[(0, 5)]["image"], cached[(0, 5)]["image"])
+    levels = (train[(0, 5)]["image"] + 1) * 127.5
+    assert (levels - levels.round()).abs().max() > 0.1  # the cache keeps TF's floats, not uint8 levels

@@ -198,7 +198,12 @@ def test_config_rejects_unknown_keys_and_variants():
 def test_presets_differ_only_where_paper_and_code_disagree():
     official, paper = preset("official").to_dict(), preset("paper").to_dict()
     diff = {k for k in official if official[k] != paper[k]}
-    assert diff == {"preset", "gen_last_kernel", "att_up_kernel", "att_last_kernel", "tau_inclusive", "d_fake"}
+    assert diff == {"preset", "gen_last_kernel", "att_up_kernel", "att_last_kernel", "tau_inclusive", "d_fake",
+                    "tf_same_padding", "resize_filter", "adam_epsilon_hat", "adam_shared_counter"}
+    for name in ("paper", "quick", "ci"):  # TF's arithmetic is the released code's alone
+        c = preset(name)
+        assert (c.tf_same_padding, c.resize_filter, c.adam_epsilon_hat, c.adam_shared_counter) == \
+            (False, "bilinear", False, False), name
     o = preset("official")
     assert (o.lr, o.epochs, o.switch_epoch, o.decay_epoch, o.tau, o.pool_size) == (1e-4, 100, 30, 50, 0.1, 50)
     assert o.update_order == "sequential" and not o.shuffle and o.size == 256 and o.load_size == 286
@@ -212,3 +217,79 @@ def test_every_variant_builds_and_steps(tiny_data):
         s, u = t.domains[0][0]["image"][None], t.domains[1][0]["image"][None]
         losses = t.train_step(s, u)
         assert all(torch.isfinite(torch.tensor(list(losses.values())))), v
+
+
+def test_tf_same_padding_puts_the_odd_pixel_after():
+    from agit.nets import tf_same_padding
+
+    assert tf_same_padding(256, 3, 2) == (0, 1)  # the released c2/c3 at 256 px: PyTorch's padding=1 is (1, 1)
+    assert tf_same_padding(255, 3, 2) == (1, 1)
+    assert tf_same_padding(256, 7, 1) == (3, 3)
+    assert tf_same_padding(5, 4, 2) == (1, 2) and tf_same_padding(6, 4, 2) == (1, 1)
+
+
+def test_tf_same_conv_and_transposed_conv_against_hand_computed_outputs():
+    from agit.nets import TFSameConv2d, TFSameConvTranspose2d
+
+    conv = TFSameConv2d(1, 1, 3, 2, bias=False)
+    torch.nn.init.ones_(conv.weight)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    # windows rows/cols {0,1,2} and {2,3,pad}: e.g. 0+1+2+4+5+6+8+9+10 = 45
+    assert conv(x).squeeze().tolist() == [[45, 39], [66, 50]]
+    assert torch.nn.functional.conv2d(x, conv.weight, stride=2, padding=1)[0, 0, 0, 0] == 10  # PyTorch's (1, 1)
+
+    up = TFSameConvTranspose2d(1, 1, 3, 2, bias=False)
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    for tap, expected in [((0, 0), [[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]]),  # pixel i at 2i + tap
+                          ((2, 2), [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])]:
+        torch.nn.init.zeros_(up.weight)
+        with torch.no_grad():
+            up.weight[0, 0][tap] = 1
+        assert up(x).squeeze().tolist() == expected
+
+
+def test_tf_same_padding_changes_outputs_not_weights():
+    a, b = AGGAN(preset("ci")), AGGAN(preset("ci", tf_same_padding=True))
+    b.load_state_dict(a.state_dict())  # the same parameters under the same names
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert a.translate(x).image.shape == b.translate(x).image.shape == x.shape
+        assert (a.translate(x).raw - b.translate(x).raw).abs().mean() > 1e-3
+
+
+def test_adam_epsilon_hat_is_tfs_update():
+    """Two steps with a gradient as small as epsilon, where the two placements differ most (float64)."""
+    from agit.step import TFAdam
+
+    b1, b2, eps, g = 0.5, 0.999, 1e-8, 1e-8
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = TFAdam([p], lr=1.0, betas=(b1, b2), eps=eps)
+    expected = 0.0
+    for t in (1, 2):
+        p.grad = torch.full_like(p, g)
+        opt.step()
+        m, v = (1 - b1**t) * g, (1 - b2**t) * g * g  # constant gradient: the moments in closed form
+        expected -= (1 - b2**t) ** 0.5 / (1 - b1**t) * m / (v**0.5 + eps)  # TF: eps outside the correction
+        assert p.item() == pytest.approx(expected, rel=1e-12)
+    # by hand: 0.031623 / 1.031623 + 0.044710 / 1.044710; torch's own Adam: 0.5 + 0.5
+    assert p.item() == pytest.approx(-(0.030653 + 0.042797), abs=1e-5)
+
+
+def test_adam_shared_counter_is_tfs_one_optimizer():
+    """Two TFAdams on one counter step as TF's one AdamOptimizer serving two minimize ops:
+    the second's first step is TF's step T = 2 (float64, by the formula)."""
+    from agit.step import TFAdam
+
+    b1, b2, eps, g = 0.5, 0.999, 1e-8, 1e-3
+    counter = [0]
+    p, q = (torch.zeros(1, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    first, second = (TFAdam([x], lr=1.0, betas=(b1, b2), eps=eps, counter=counter) for x in (p, q))
+    for opt, x in ((first, p), (second, q)):
+        x.grad = torch.full_like(x, g)
+        opt.step()
+    assert counter == [2]
+    m, v = (1 - b1) * g, (1 - b2) * g * g  # q's own moments after its one step
+    assert q.item() == pytest.approx(-(1 - b2**2) ** 0.5 / (1 - b1**2) * m / (v**0.5 + eps), rel=1e-12)
+    # by hand: sqrt(1 - b2^2) / (1 - b1^2) * 0.5 g / (sqrt(0.001) g + eps), g = 1e-3: 0.9423 of lr, not 1
+    assert q.item() == pytest.approx(-(0.044710 / 0.75) * (0.5 / 0.031633), rel=1e-4)
+    assert p.item() == pytest.approx(-(1 - b2) ** 0.5 / (1 - b1) * m / (v**0.5 + eps), rel=1e-12)

@@ -95,7 +95,11 @@ def final_state(run):
     return Run(run).load_checkpoint()
 
 
-def test_resume_is_bit_identical(ci_cfg, tmp_path):
+@pytest.mark.parametrize("tf_exact", [False, True])
+def test_resume_is_bit_identical(ci_cfg, tmp_path, tf_exact):
+    if tf_exact:  # official's TF arithmetic: the shared Adam step count must resume too
+        ci_cfg = preset("ci", data=ci_cfg.data, tf_same_padding=True, resize_filter="tf1_bilinear",
+                        adam_epsilon_hat=True, adam_shared_counter=True, update_order="sequential")
     Trainer(ci_cfg, tmp_path / "straight").fit(progress=False)
     Trainer(ci_cfg, tmp_path / "split").fit(epochs=1, progress=False)
     Trainer.resume(tmp_path / "split").fit(progress=False)
