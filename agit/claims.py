@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .specs import ABLATIONS, BASELINES, LABELS
-from .tables import BETTER, DIGITS, RANKING, SHORT, cell, direction_labels, seed_values
+from .tables import BETTER, DIGITS, RANKING, SHORT, cell, direction_labels, provenance, seed_values
 
 REPRODUCED, CONTRADICTED, UNRESOLVED = "reproduced", "contradicted", "not resolved"
 NOT_MEASURED = "not measured"  # a row without the measure (CycleGAN has no attention to score)
@@ -159,7 +159,7 @@ def claims_table(ctx) -> tuple[pd.DataFrame, pd.DataFrame, str]:
                 rows.append({"claim": c.text, "paper": c.where, "dataset": ds, "other row": labels["other"],
                              "measure": metric, "direction": d, **v})
     num = pd.DataFrame(rows)
-    return num, formatted(num, direction_labels(ctx.dataset_path(main))), caption(num)
+    return num, formatted(num, direction_labels(ctx.dataset_path(main))), provenance(ctx) + caption(num)
 
 
 def formatted(num: pd.DataFrame, directions: tuple[str, str]) -> pd.DataFrame:

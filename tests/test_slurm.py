@@ -30,7 +30,7 @@ from agit.specs import RunSpec
 
 REQUIRED = bool(os.environ.get("AGIT_SLURM_REQUIRED"))  # .ci/run: a cluster that cannot start fails
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel")
-TABLES = ("table1_kid", "table2_ablations", "comparisons", "fig7_switch_sweep", "fig8_tau_sweep")
+TABLES = ("table1_kid", "table2_ablations", "claims", "fig7_switch_sweep", "fig8_tau_sweep")
 SLURM = "submitit:slurm_partition=debug,cpus_per_task=1"
 
 

@@ -26,7 +26,7 @@ data_root = os.environ.get("AGIT_DATA", "")  # "": data/
 jobs = 0  # training processes for independent runs; 0: the profile's
 device = ""  # "": CUDA if available, else CPU
 executor = ""  # "": local processes; "submitit:" and its settings: e.g. SLURM jobs (README: scale-out)
-runs = os.environ.get("AGIT_RUNS", "")  # "": <out>/runs; a folder of runs to reuse (trained where missing)'''
+runs = os.environ.get("AGIT_RUNS", "")  # "": <out>/runs; a folder of runs to reuse (trained where missing)
 smoke = 0  # a preflight (agit reproduce --smoke): every run cut to a few iterations at this size in px; 0: off'''
 
 SETUP = '''\
