@@ -49,11 +49,12 @@ gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
 # The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (over 30 min on
-# 2 shared cores; the tool's --sections runs parts); RELEASED: a local clone of theirs. Installs TensorFlow first.
+# 2 shared cores); RELEASED: a local clone of theirs; SECTIONS="outputs data checkpoint" runs those parts only
+# (about 3 min; the iterations section is the long one). Installs TensorFlow first.
 crosscheck: $(STAMP)
 	@test -n "$(RELEASED)" || { echo "usage: make crosscheck RELEASED=/path/to/clone"; exit 2; }
 	$(BIN)/python -m pip install --quiet -e '.[crosscheck]'
-	$(BIN)/python tools/crosscheck_released.py $(RELEASED)
+	$(BIN)/python tools/crosscheck_released.py $(RELEASED) $(if $(SECTIONS),--sections $(SECTIONS))
 
 clean:
 	rm -rf $(VENV) results/runs results/*/runs results/*-local results/*/tutorial
