@@ -226,7 +226,11 @@ def test_time_limit_and_scancel_stop_jobs_resumable(cluster, tmp_path, keep_thre
 
     limited = threading.Thread(target=expect_no_result, args=(timed, long_key))
     first = threading.Thread(target=expect_no_result, args=(ctx, key))
-    limited.start(), first.start()
+    limited.start()
+    while not job_ids(tmp_path / "timed"):  # submitted: its data check (under the dataset's lock) is done
+        assert limited.is_alive() and time.time() - start < 120, "the time-limited job was not submitted"
+        time.sleep(0.2)
+    first.start()
     run = Run(ctx.run_dir(key))
     while (run.progress() or (0, 0))[0] < 3:
         assert first.is_alive(), "the job ended before it could be cancelled"
