@@ -1,8 +1,9 @@
 """`agit …`: the command-line face of the package (notebooks are the other; both call the same functions).
 
 Exit status: 0 done; 2 an error, told in one line; 75 (EX_TEMPFAIL) `agit train` stopped by
-SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 (SLURM and submitit warnings) after writing a checkpoint: interrupted, resumable with --resume;
-75 too for any command stopped by one of them elsewhere (at start-up, in translate): run it again.
+SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 (SLURM's and submitit's warnings) after writing a checkpoint:
+interrupted, resumable with --resume; 75 too for any command stopped by one of them elsewhere
+(at start-up, in translate): run it again.
 """
 
 from __future__ import annotations
