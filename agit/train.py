@@ -352,8 +352,7 @@ class Trainer:
             if self.cfg.sample_every and (self.epoch + 1) % self.cfg.sample_every == 0:
                 self.probe.save_samples(self.model, self.run.sample_file(self.epoch + 1))
         self.set_epoch(self.epoch + 1)
-        if self.cfg.checkpoint_every and (self.epoch % self.cfg.checkpoint_every == 0
-                                          or self.epoch == self.cfg.epochs):
+        if self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == self.cfg.epochs:  # validate: >= 1
             self.save(epoch_file=True)
         return record
 
