@@ -16,7 +16,9 @@ mapping `agit import-tf` uses) and the same inputs go into both. Compared:
 * every loss term of one iteration in both stages;
 * one iteration of the released update order (`train()`'s four `sess.run`s: G_A, D_B, G_B, D_A,
   with its history pool) against agit's, parameter by parameter, in both stages; then 1, 10
-  and 100 iterations with and without the shared Adam step count (`adam_shared_counter`);
+  and 100 iterations with and without the shared Adam step count (`adam_shared_counter`),
+  beside two controls: agit against itself with its weights moved by one ulp (how far rounding
+  alone carries two trainings apart) and the released graph trained twice (TF's own noise);
 * the data path (decode, resize to 286, crop at fixed offsets, scale) on 500x375 and 1024x683 photos;
 * a checkpoint saved by the released graph, converted by `agit import-tf`, translated by agit.
 
@@ -44,7 +46,7 @@ import torch
 from agit import AGGAN, preset
 from agit.config import parse_override
 from agit.data import resize_square
-from agit.released import ROLES, load_released, released_variables
+from agit.released import ROLES, is_network_variable, load_released, released_variables
 from agit.step import Updates, iteration_phases
 
 # max |difference| allowed, and why that much: float32 arithmetic in two libraries' kernels
@@ -358,47 +360,111 @@ def outputs_after(rel: Released, model: AGGAN, s, t, stage_no: int) -> dict[str,
     return {name: (ref, nhwc(o)) for name, ref, o in zip(("s'", "t'", "D_S(s)", "D_T(t)"), out, ours)}
 
 
-def train_both(mods, overrides, size, iterations, stage_no, seed=0, **extra):
-    """Released and agit from the same weights through `iterations` identical iterations."""
+ULP = 2.0 ** -23  # float32's relative spacing: the size of the two libraries' rounding differences
+VARIANTS = {  # the agit trainings beside each released one in the 1/10/100-iteration runs
+    "shared step count (official)": ({"adam_shared_counter": True}, 0.0),
+    "own step counts": ({"adam_shared_counter": False}, 0.0),
+    "shared step count, weights moved 1 ulp": ({"adam_shared_counter": True}, ULP),
+}
+
+
+def train_both(mods, overrides, size, iterations, stage_no, variants=None, seed=0):
+    """Released and agit from the same weights through `iterations` identical iterations.
+
+    `variants` {label: (config fields, relative weight perturbation)}: the agit models trained
+    beside the one released graph (default: `official` as it is). Returns the released graph,
+    {label: model} and the first images (for the outputs after training).
+    """
+    variants = {"official": ({}, 0.0)} if variants is None else variants
     rng = np.random.default_rng(seed)
     rel = Released(mods, size, pool_size=max(iterations, 50), seed=seed)
     s0, t0 = images(rng, 1, size), images(rng, 1, size)
     attention_near_tau(rel, s0, t0)
-    model = agit_beside(rel, overrides, size, pool_size=max(iterations, 50), lr=LR, **extra)
-    model.train()
-    updates = Updates(model, model.cfg, torch.device("cpu"))
-    stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
-    for att in model.attention_nets():  # as Trainer.set_epoch enters the stage
-        att.requires_grad_(not stage.attention_frozen)
+    models, steps = {}, []
+    for label, (fields, perturbation) in variants.items():
+        model = models[label] = agit_beside(rel, overrides, size, pool_size=max(iterations, 50), lr=LR, **fields)
+        nudge(model, perturbation, seed)
+        model.train()
+        stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
+        for att in model.attention_nets():  # as Trainer.set_epoch enters the stage
+            att.requires_grad_(not stage.attention_frozen)
+        steps.append((Updates(model, model.cfg, torch.device("cpu")), model.cfg, stage))
     for i in range(iterations):
         s, t = images(rng, 1, size), images(rng, 1, size)
         rel.iteration(s, t, stage_no)
-        updates.iteration(nchw(s), nchw(t), iteration_phases(model.cfg, i), stage)
-    return rel, model, (s0, t0)
+        for updates, cfg, stage in steps:
+            updates.iteration(nchw(s), nchw(t), iteration_phases(cfg, i), stage)
+    return rel, models, (s0, t0)
+
+
+def nudge(model: AGGAN, perturbation: float, seed: int):
+    """Scale every weight by 1 +- `perturbation` (random signs): a difference as small as rounding's."""
+    if perturbation:
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.parameters():
+                signs = torch.randint(0, 2, p.shape, generator=gen).to(p.dtype) * 2 - 1
+                p.mul_(1 + perturbation * signs)
 
 
 def compare_iterations(table, mods, overrides, size):
     for stage_no in (1, 2):
-        rel, model, (s, t) = train_both(mods, overrides, size, 1, stage_no)
+        rel, models, (s, t) = train_both(mods, overrides, size, 1, stage_no)
+        model = models["official"]
         section = f"1 iteration {size} px, stage {stage_no}"
         for net, (diff, share) in param_diffs(rel, model, stage_no).items():
             table.add(section, f"params {net}", diff, 0.0, "param", tolerance=None,
                       note=f"{share:.3%} of the elements differ by > 1e-6")
         for name, (ref, ours) in outputs_after(rel, model, s, t, stage_no).items():
             table.add(section, f"{name} after it", ref, ours, "output", tolerance=None)
-    for shared in (True, False):
-        for n in ITERATIONS:
-            t0 = time.time()
-            rel, model, (s, t) = train_both(mods, overrides, ITER_SIZE, n, 1, adam_shared_counter=shared)
+        rel.sess.close()
+    for n in ITERATIONS:
+        section = f"{n} iteration{'s' * (n > 1)} {ITER_SIZE} px, stage 1"
+        t0 = time.time()
+        rel, models, (s, t) = train_both(mods, overrides, ITER_SIZE, n, 1, VARIANTS)
+        for label, model in models.items():
             diffs = param_diffs(rel, model, 1)
-            worst = max(v[0] for v in diffs.values())
             share = max(v[1] for k, v in diffs.items() if " " not in k)
-            label = "shared step count (official)" if shared else "own step counts"
-            section = f"{n} iterations {ITER_SIZE} px, stage 1"
-            table.add(section, f"params, Adam {label}", worst, 0.0, "param", tolerance=None,
-                      note=f"up to {share:.2%} of a network's elements > 1e-6 apart ({time.time() - t0:.0f} s)")
+            table.add(section, f"params, released vs agit {label}", max(v[0] for v in diffs.values()), 0.0, "param",
+                      tolerance=None, note=f"up to {share:.2%} of a network's elements > 1e-6 apart")
             ref, ours = outputs_after(rel, model, s, t, 1)["s'"]
-            table.add(section, f"s' after them, Adam {label}", ref, ours, "output", tolerance=None)
+            table.add(section, f"s' after them, released vs agit {label}", ref, ours, "output", tolerance=None)
+        official = models["shared step count (official)"]
+        for label in list(VARIANTS)[1:]:
+            agit_against_itself(table, section, official, models[label], s, label)
+        again, _, _ = train_both(mods, overrides, ITER_SIZE, n, 1, {})
+        released_against_itself(table, section, rel, again, s, t, f"({time.time() - t0:.0f} s for this section)")
+
+
+def agit_against_itself(table, section, official, other, s, label):
+    """agit (deterministic on CPU) against itself from the same weights and images: what `label` alone changes.
+
+    The step count row isolates the bias correction; the 1-ulp row is the control for the
+    released-vs-agit rows: if a rounding-sized change of the weights grows as much within the same
+    library, the growth between the libraries is the GAN game amplifying rounding, not a difference.
+    """
+    with torch.no_grad():
+        delta = [(pa - pb).abs() for pa, pb in zip(official.parameters(), other.parameters())]
+        ours, theirs = (m.translate(nchw(s), "s2t").image for m in (official, other))
+    share = sum(int((d > 1e-6).sum()) for d in delta) / sum(d.numel() for d in delta)
+    table.add(section, f"params, agit official vs agit {label}", max(float(d.max()) for d in delta), 0.0, "param",
+              tolerance=None, note=f"{share:.2%} of the elements > 1e-6 apart")
+    table.add(section, f"s' after them, agit official vs agit {label}", nhwc(ours), nhwc(theirs), "output",
+              tolerance=None)
+
+
+def released_against_itself(table, section, rel, again, s, t, note):
+    """The released graph trained twice, same seed, weights and images: TF's run-to-run noise
+    (its thread pool may sum in another order)."""
+    arrays, arrays_again = rel.network_arrays(), again.network_arrays()
+    delta = [np.abs(arrays[n] - arrays_again[n]) for n in arrays if is_network_variable(n)]
+    share = sum(int((d > 1e-6).sum()) for d in delta) / sum(d.size for d in delta)
+    table.add(section, "params, released vs released trained again", max(float(d.max()) for d in delta), 0.0,
+              "param", tolerance=None, note=f"{share:.2%} of the elements > 1e-6 apart {note}")
+    twice = [r.sess.run(r.gan.fake_images_b, r.feed(s, t, 1)) for r in (rel, again)]
+    table.add(section, "s' after them, released vs released trained again", *twice, "output", tolerance=None)
+    for r in (rel, again):
+        r.sess.close()
 
 
 def compare_data(table, tf1, tmp: Path):
