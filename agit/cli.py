@@ -65,8 +65,11 @@ def cmd_train(args):
 def cmd_import_tf(args):
     from .import_tf import import_checkpoint
 
-    run = import_checkpoint(args.checkpoint, args.out, args.overwrite, **dict(parse_override(kv) for kv in args.set))
-    print(f"imported {args.checkpoint} -> {run} (preset official; agit translate / evaluate / info work on it)")
+    run = import_checkpoint(args.checkpoint, args.out, args.overwrite, args.swap_domains,
+                            **dict(parse_override(kv) for kv in args.set))
+    source = "B (input_b)" if args.swap_domains else "A (input_a)"
+    print(f"imported {args.checkpoint} -> {run} (preset official; its domain {source} is the source, s2t its "
+          f"{'B->A' if args.swap_domains else 'A->B'} generator; agit translate / evaluate / info work on it)")
 
 
 def cmd_translate(args) -> int:
@@ -239,9 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(needs TensorFlow: pip install 'agit[crosscheck]')")
     it.add_argument("checkpoint", help="AGGAN-N (prefix), its .index or .data-* file, or the folder holding it")
     it.add_argument("--out", required=True, help="the run folder to write")
-    it.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    it.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                     help="override official's fields (e.g. size); the widths must be the checkpoint's")
     it.add_argument("--overwrite", action="store_true", help="replace the run files in --out")
+    it.add_argument("--swap-domains", action="store_true",
+                    help="make the checkpoint's domain B (input_b) the source, its B->A generator s2t (default: A is "
+                         "the source); the authors' horse2zebra model was trained with input_a = zebra")
     it.set_defaults(func=cmd_import_tf)
 
     n = sub.add_parser("info", help="what a run is: method, preset, data, schedule done, seed, metrics, version")

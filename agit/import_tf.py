@@ -57,15 +57,20 @@ def read_checkpoint(prefix: Path) -> dict[str, np.ndarray]:
 
 
 def write_imported_run(arrays: Mapping[str, np.ndarray], out: str | Path, source: str, overwrite: bool = False,
-                       **overrides) -> Run:
+                       swap: bool = False, **overrides) -> Run:
     """An agit run folder holding the released weights `arrays`: config (official and `overrides`),
-    checkpoint, provenance naming `source`. Checks everything before writing anything."""
+    checkpoint, provenance naming `source`. Checks everything before writing anything.
+
+    `swap`: the checkpoint's domain B (`input_b`) becomes the source S, its B->A networks agit's
+    s2t. The released code's A and B are whatever its CSV listed first; the authors' own
+    horse2zebra model has input_a = zebra.
+    """
     from . import AGGAN
     from .info import provenance
 
     cfg = preset("official", **overrides)
     model = AGGAN(cfg)
-    load_released(model, arrays)  # raises on any missing, unexpected or misshapen variable
+    load_released(model, arrays, swap)  # raises on any missing, unexpected or misshapen variable
     run = Run(out)
     if run.run_files() and not overwrite:
         raise RunExists(f"{out} already holds a run ({', '.join(run.run_files())}); choose another --out "
@@ -77,12 +82,13 @@ def write_imported_run(arrays: Mapping[str, np.ndarray], out: str | Path, source
                          "epoch": epochs if epochs is not None else cfg.epochs, "step": 0})
     run.write_provenance({**provenance(), "imported_from": {
         "checkpoint": source, "format": "TensorFlow 1 checkpoint (V2) of the authors' released code",
-        "epochs_trained": epochs, "variables": len([k for k in arrays if is_network_variable(k)]),
+        "epochs_trained": epochs, "source_domain": "B (input_b)" if swap else "A (input_a)", "variables": len([k for k in arrays if is_network_variable(k)]),
         "imported": time.strftime("%Y-%m-%d %H:%M:%S %Z")}})
     return run
 
 
-def import_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False, **overrides) -> Run:
-    """`agit import-tf CHECKPOINT --out RUN`."""
+def import_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False, swap: bool = False,
+                      **overrides) -> Run:
+    """`agit import-tf CHECKPOINT --out RUN [--swap-domains]`."""
     prefix = checkpoint_prefix(checkpoint)
-    return write_imported_run(read_checkpoint(prefix), out, str(prefix.resolve()), overwrite, **overrides)
+    return write_imported_run(read_checkpoint(prefix), out, str(prefix.resolve()), overwrite, swap, **overrides)

@@ -124,6 +124,14 @@ def _metrics(run: Run) -> list[str]:
     return lines
 
 
+def _imported(source: dict) -> str:
+    """The weights' row of an `agit import-tf` run: which file, and which of its domains is S."""
+    epochs = source.get("epochs_trained")
+    return (f"| weights | imported from `{source['checkpoint']}` ({source['format']}"
+            + (f", {epochs} epochs" if epochs is not None else "")
+            + f"); its domain {source.get('source_domain', 'A (input_a)')} is the source S |")
+
+
 def run_summary(run) -> str:
     """The run, in Markdown: what RUN/README.md holds and `agit info RUN` prints."""
     run = Run(run)
@@ -150,6 +158,7 @@ def run_summary(run) -> str:
         f"| schedule | {_schedule(run, cfg, counts)} |",
         f"| seed | {cfg.seed} |",
         f"| code | {code} |",
+        *([_imported(made["imported_from"])] if made and "imported_from" in made else []),
         "", "## Metrics", "", *_metrics(run), "",
         "## Use it", "",
         "```bash",

@@ -3,7 +3,7 @@
 The released graph (`model.py` of the authors' repository) names each variable after the
 scopes it was built in, e.g. ``Model/g_A/r3/c1/Conv/weights``: `g_A`/`g_B` are the
 generators F_ST/F_TS, `g_A_ae`/`g_B_ae` the attention nets A_S/A_T, `d_A`/`d_B` the
-discriminators D_S/D_T (domain A is the source S); under each, the layer scopes of
+discriminators D_S/D_T (domain A is the source S, or with `swap` domain B: `SWAPPED`); under each, the layer scopes of
 `model.py` (`c1`…, `r1`…), then `tf.contrib.layers`' own `Conv` (`Conv2d_transpose` for
 transposed convs) holding `weights`/`biases`, or `instance_norm` holding `scale`/`offset`.
 
@@ -28,6 +28,9 @@ from .config import Config
 
 # released network scope -> agit module name
 ROLES = {"g_A": "gen_s2t", "g_B": "gen_t2s", "g_A_ae": "att_s", "g_B_ae": "att_t", "d_A": "dis_s", "d_B": "dis_t"}
+# the same with the checkpoint's domain B as agit's source S: the authors' horse2zebra model was
+# trained with input_a = zebra (their Trained_models/README.md), so its B->A generator is horse->zebra
+SWAPPED = {"g_A": "gen_t2s", "g_B": "gen_s2t", "g_A_ae": "att_t", "g_B_ae": "att_s", "d_A": "dis_t", "d_B": "dis_s"}
 NOT_NETWORK = ("/Adam", "beta1_power", "beta2_power", "global_step")
 
 
@@ -74,10 +77,10 @@ def _discriminator(dis) -> list[tuple[str, nn.Module]]:
     return pairs + [(f"c{len(dis.convs) + 1}/Conv", dis.last)]
 
 
-def released_layers(model) -> dict[str, nn.Module]:
+def released_layers(model, swap: bool = False) -> dict[str, nn.Module]:
     """{released scope: agit layer} for every layer of an AGGAN built from an `official`-shaped config."""
     layers = {}
-    for scope, name in ROLES.items():
+    for scope, name in (SWAPPED if swap else ROLES).items():
         module = getattr(model, name)
         if name.startswith("gen"):
             pairs = _generator(module.net, model.cfg.n_res)
@@ -89,10 +92,10 @@ def released_layers(model) -> dict[str, nn.Module]:
     return layers
 
 
-def released_variables(model) -> dict[str, tuple[torch.Tensor, bool]]:
+def released_variables(model, swap: bool = False) -> dict[str, tuple[torch.Tensor, bool]]:
     """{TF variable name: (agit parameter, is a kernel)}: the variables the released networks use."""
     out = {}
-    for scope, layer in released_layers(model).items():
+    for scope, layer in released_layers(model, swap).items():
         if isinstance(layer, nn.InstanceNorm2d):
             out[f"{scope}/scale"], out[f"{scope}/offset"] = (layer.weight, False), (layer.bias, False)
         else:
@@ -114,14 +117,15 @@ def is_network_variable(name: str) -> bool:
     return name.startswith("Model/") and not any(part in name for part in NOT_NETWORK)
 
 
-def load_released(model, arrays: Mapping[str, np.ndarray]) -> None:
-    """Copy the released variables `arrays` ({TF name: array}) into `model`'s parameters.
+def load_released(model, arrays: Mapping[str, np.ndarray], swap: bool = False) -> None:
+    """Copy the released variables `arrays` ({TF name: array}) into `model`'s parameters
+    (`swap`: the checkpoint's domain B as the source S).
 
     Raises ReleasedCheckpointError naming what is missing, unexpected or of another shape,
     before anything is copied.
     """
     check_released_config(model.cfg)
-    wanted = released_variables(model)
+    wanted = released_variables(model, swap)
     unused_norms = {f"Model/{s}/{last}/instance_norm/{v}" for s in ROLES for v in ("scale", "offset")
                     for last in ("c5", "c6")}
     present = {k for k in arrays if is_network_variable(k)}

@@ -52,6 +52,20 @@ def test_imported_run_translates_as_the_released_graph(released, tmp_path, capsy
         Trainer.resume(tmp_path / "run")
 
 
+def test_swapped_domains_make_the_checkpoints_b_the_source(released, tmp_path, capsys):
+    """The authors' horse2zebra model has input_a = zebra: --swap-domains makes its B->A generator s2t."""
+    ckpt, io = released
+    write_imported_run(ckpt, tmp_path / "run", "fixture", swap=True, **TINY)
+    model = agit.load(tmp_path / "run").model
+    with torch.no_grad():
+        ft, fs = model.translate(nchw(io["t"]), "s2t"), model.translate(nchw(io["s"]), "t2s")
+    assert (ft.image - nchw(io["t_prime"])).abs().max() < 5e-5
+    assert (fs.image - nchw(io["s_prime"])).abs().max() < 5e-5
+    assert (fs.attention - nchw(io["a_s"])[:, :1]).abs().max() < 5e-5  # A_S of the checkpoint is agit's A_T
+    assert main(["info", str(tmp_path / "run")]) == 0
+    assert "its domain B (input_b) is the source S" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("change, message", [
     ("drop", "1 of the released networks' .* variables are missing, e.g. Model/g_A/r9/c2/Conv/weights"),
     ("widths", r"has shape \(7, 7, 3, 2\), this config's layer needs \(32, 3, 7, 7\)"),

@@ -523,6 +523,11 @@ def compare_checkpoint(table, mods, overrides, tmp: Path, size: int):
     for name, ours in (("s'", fs.image), ("t'", ft.image), ("A_S(s)", fs.attention)):
         table.add(f"import-tf {size} px", f"{name} of the converted run", ref[name][..., :1] if name.startswith("A") else ref[name],
                   nhwc(ours), "output")
+    import_checkpoint(prefix, tmp / "swapped", swap=True, size=size, **overrides)
+    with torch.no_grad():
+        swapped = agit.load(tmp / "swapped").model.translate(nchw(t), "s2t").image
+    table.add(f"import-tf {size} px", "t' of the run converted with --swap-domains (its s2t)", ref["t'"], nhwc(swapped),
+              "output")
 
 
 def write_fixture(mods, path: Path, size=32):
@@ -578,7 +583,7 @@ def write_report(table, out: Path, meta: dict):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("released", type=Path, help="a local clone of the authors' repository")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override official's fields")
+    ap.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="override official's fields")
     ap.add_argument("--out", type=Path, default=Path("results/crosscheck"))
     ap.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to compare (default: all)")
     ap.add_argument("--write-fixture", type=Path, help="write the CI fixture (see write_fixture) and stop")
