@@ -19,6 +19,9 @@ mapping `agit import-tf` uses) and the same inputs go into both. Compared:
   and 100 iterations with and without the shared Adam step count (`adam_shared_counter`),
   beside two controls: agit against itself with its weights moved by one ulp (how far rounding
   alone carries two trainings apart) and the released graph trained twice (TF's own noise);
+* 300-iteration trainings from the same weights on agit's synthetic pair at 4 seeds: what the
+  trained models do to its test images (attention and change on the objects and on the
+  background, cycle error), released against official in distribution, over the seeds;
 * the data path (decode, resize to 286, crop at fixed offsets, scale) on 500x375 and 1024x683 photos;
 * a checkpoint saved by the released graph, converted by `agit import-tf`, translated by agit.
 
@@ -34,6 +37,7 @@ import io
 import json
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -61,7 +65,9 @@ TOLERANCES = {
 SIZES = (256, 200)  # the paper's, and one other (multiple of 4, not a power of 2)
 ITER_SIZE = 32  # the 1/10/100-iteration runs: official networks on 32-px images (CPU minutes)
 ITERATIONS = (1, 10, 100)
-SECTIONS = ("outputs", "iterations", "data", "checkpoint")
+# trainings compared in distribution: official networks on agit's synthetic pair, 32 px (CPU minutes per seed)
+TRAINING = {"size": 32, "iterations": 300, "seeds": (0, 1, 2, 3), "n_train": 64, "n_test": 16}
+SECTIONS = ("outputs", "iterations", "training", "data", "checkpoint")
 LR = 1e-4
 
 
@@ -368,21 +374,27 @@ VARIANTS = {  # the agit trainings beside each released one in the 1/10/100-iter
 }
 
 
-def train_both(mods, overrides, size, iterations, stage_no, variants=None, seed=0):
+def train_both(mods, overrides, size, iterations, stage_no, variants=None, seed=0, draw=None, pool_size=None):
     """Released and agit from the same weights through `iterations` identical iterations.
 
     `variants` {label: (config fields, relative weight perturbation)}: the agit models trained
-    beside the one released graph (default: `official` as it is). Returns the released graph,
-    {label: model} and the first images (for the outputs after training).
+    beside the one released graph (default: `official` as it is). `draw(rng)`: an (s, t) pair
+    (default: random images, and the attention spread around tau first). Returns the released
+    graph, {label: model} and the first pair drawn (for the outputs after training). The pools
+    hold every fake by default (`pool_size` >= iterations: no random draws from them, so the
+    two libraries see the same fakes).
     """
+    pool_size = pool_size or max(iterations, 50)
     variants = {"official": ({}, 0.0)} if variants is None else variants
     rng = np.random.default_rng(seed)
-    rel = Released(mods, size, pool_size=max(iterations, 50), seed=seed)
-    s0, t0 = images(rng, 1, size), images(rng, 1, size)
-    attention_near_tau(rel, s0, t0)
+    rel = Released(mods, size, pool_size=pool_size, seed=seed)
+    spread, draw = draw is None, draw or (lambda r: (images(r, 1, size), images(r, 1, size)))
+    s0, t0 = draw(rng)
+    if spread:
+        attention_near_tau(rel, s0, t0)
     models, steps = {}, []
     for label, (fields, perturbation) in variants.items():
-        model = models[label] = agit_beside(rel, overrides, size, pool_size=max(iterations, 50), lr=LR, **fields)
+        model = models[label] = agit_beside(rel, overrides, size, pool_size=pool_size, lr=LR, **fields)
         nudge(model, perturbation, seed)
         model.train()
         stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
@@ -390,7 +402,7 @@ def train_both(mods, overrides, size, iterations, stage_no, variants=None, seed=
             att.requires_grad_(not stage.attention_frozen)
         steps.append((Updates(model, model.cfg, torch.device("cpu")), model.cfg, stage))
     for i in range(iterations):
-        s, t = images(rng, 1, size), images(rng, 1, size)
+        s, t = draw(rng)
         rel.iteration(s, t, stage_no)
         for updates, cfg, stage in steps:
             updates.iteration(nchw(s), nchw(t), iteration_phases(cfg, i), stage)
@@ -465,6 +477,83 @@ def released_against_itself(table, section, rel, again, s, t, note):
     table.add(section, "s' after them, released vs released trained again", *twice, "output", tolerance=None)
     for r in (rel, again):
         r.sess.close()
+
+
+def compare_training(table, mods, overrides, tmp: Path):
+    """Both trained from the same weights on the same stream of the synthetic pair, at several seeds:
+    what the trained models do to its test images, in distribution (the pool and Python's
+    `random` each library's own, seeded), since rounding alone parts two trainings (above)."""
+    size, iterations, seeds = TRAINING["size"], TRAINING["iterations"], TRAINING["seeds"]
+    pair = synthetic_pair(tmp, size)
+
+    def draw(rng):
+        return (pair["trainA"][rng.integers(len(pair["trainA"]))][None],
+                pair["trainB"][rng.integers(len(pair["trainB"]))][None])
+
+    per_seed = {"released": [], "official": []}
+    for seed in seeds:
+        t0 = time.time()
+        random.seed(seed)  # the released history pool's draws
+        rel, models, _ = train_both(mods, overrides, size, iterations, 1, {"official": ({"seed": seed}, 0.0)},
+                                    seed=seed, draw=draw, pool_size=50)
+        per_seed["released"].append(behaviour(released_outputs(rel, pair), pair))
+        per_seed["official"].append(behaviour(agit_outputs(models["official"], pair), pair))
+        rel.sess.close()
+        print(f"     training at seed {seed}: {time.time() - t0:.0f} s", flush=True)
+    section = f"training {iterations} iterations {size} px, {len(seeds)} seeds"
+    for name in per_seed["released"][0]:
+        theirs, ours = (np.array([r[name] for r in per_seed[k]]) for k in ("released", "official"))
+        spread = 2 * max(theirs.std(ddof=1), ours.std(ddof=1))
+        verdict = "less" if abs(ours.mean() - theirs.mean()) <= spread else "MORE"
+        table.add(section, name, theirs, ours, "output", tolerance=None,
+                  note=f"released {theirs.mean():.3f} ± {theirs.std(ddof=1):.3f}, official {ours.mean():.3f} ± "
+                       f"{ours.std(ddof=1):.3f} (mean ± std over seeds): the means differ by {verdict} than twice "
+                       f"the larger std")
+
+
+def synthetic_pair(tmp: Path, size: int) -> dict[str, np.ndarray]:
+    """agit's synthetic default: train/test images (NHWC in [-1, 1]) and the test masks (bool)."""
+    from agit.data import list_images, read_mask, read_rgb
+    from agit.synthetic import make_synthetic
+
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
+        root = make_synthetic(tmp, "pair", size=size, n_train=TRAINING["n_train"], n_test=TRAINING["n_test"])
+
+    def stack(folder, read):
+        return np.stack([read(f).permute(1, 2, 0).numpy() for f in list_images(root / folder)])
+
+    pair = {f: stack(f, read_rgb).astype(np.float32) / 127.5 - 1 for f in ("trainA", "trainB", "testA", "testB")}
+    return pair | {f"{f}_mask": stack(f"{f}_mask", read_mask)[..., 0].astype(bool) for f in ("testA", "testB")}
+
+
+def released_outputs(rel: Released, pair) -> dict[str, list[np.ndarray]]:
+    """{direction: [A(x), x', x'']} of the released graph on the test images."""
+    g = rel.gan
+    fetch = {"s2t": [g.masks[0], g.fake_images_b, g.cycle_images_a], "t2s": [g.masks[1], g.fake_images_a, g.cycle_images_b]}
+    runs = [rel.sess.run(fetch, rel.feed(pair["testA"][i:i + 1], pair["testB"][i:i + 1], 1))
+            for i in range(len(pair["testA"]))]
+    return {d: [np.concatenate([r[d][k] for r in runs]) for k in range(3)] for d in fetch}
+
+
+def agit_outputs(model: AGGAN, pair) -> dict[str, list[np.ndarray]]:
+    with torch.no_grad():
+        cycles = {d: model.cycle(nchw(pair[f"test{x}"]), d) for d, x in (("s2t", "A"), ("t2s", "B"))}
+    return {d: [nhwc(c.forward.attention), nhwc(c.forward.image), nhwc(c.back)] for d, c in cycles.items()}
+
+
+def behaviour(outputs, pair) -> dict[str, float]:
+    """Per direction: the attention and the change |x' - x| on the objects and on the background, the cycle error."""
+    out = {}
+    for direction, x in (("s2t", "A"), ("t2s", "B")):
+        attention, image, back = outputs[direction]
+        source, on_object = pair[f"test{x}"], pair[f"test{x}_mask"]
+        attention, change = attention[..., 0], np.abs(image - source).mean(-1)
+        out |= {f"{direction} attention on objects": attention[on_object].mean(),
+                f"{direction} attention on background": attention[~on_object].mean(),
+                f"{direction} change on objects": change[on_object].mean(),
+                f"{direction} change on background": change[~on_object].mean(),
+                f"{direction} cycle error": np.abs(back - source).mean()}
+    return {k: float(v) for k, v in out.items()}
 
 
 def compare_data(table, tf1, tmp: Path):
@@ -620,6 +709,8 @@ def main(argv=None) -> int:
             rel.sess.close()
         if "iterations" in args.sections:
             compare_iterations(table, mods, overrides, 256)
+        if "training" in args.sections:
+            compare_training(table, mods, overrides, Path(tmp))
         if "data" in args.sections:
             compare_data(table, mods[0], Path(tmp))
         if "checkpoint" in args.sections:
