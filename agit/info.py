@@ -124,6 +124,11 @@ def _metrics(run: Run) -> list[str]:
     return lines
 
 
+# what `agit info` says of each file a run folder may hold (an imported run has no log or samples)
+RUN_FILE_NOTES = {"config.json": " (every setting)", "log.jsonl": " (losses per iteration, attention per epoch)",
+                  "samples/": " (input | attention | output per epoch)", "checkpoints/latest.pt": ""}
+
+
 def _imported(source: dict) -> str:
     """The weights' row of an `agit import-tf` run: which file, and which of its domains is S."""
     epochs = source.get("epochs_trained")
@@ -170,7 +175,7 @@ def run_summary(run) -> str:
         f'model = agit.load("{run}")',
         'output, attention = model.translate("photo.jpg", direction="s2t")   # PIL images',
         "```", "",
-        "Files: `config.json` (every setting), `log.jsonl` (losses per iteration, attention per epoch), "
-        "`samples/` (input | attention | output per epoch), `checkpoints/latest.pt`.", "",
+        "Files: " + ", ".join(f"`{name}`{what}" for name, what in RUN_FILE_NOTES.items()
+                              if (run.path / name.rstrip("/")).exists()) + ".", "",
     ]
     return "\n".join(lines)

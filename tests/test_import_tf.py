@@ -63,7 +63,9 @@ def test_swapped_domains_make_the_checkpoints_b_the_source(released, tmp_path, c
     assert (fs.image - nchw(io["s_prime"])).abs().max() < 5e-5
     assert (fs.attention - nchw(io["a_s"])[:, :1]).abs().max() < 5e-5  # A_S of the checkpoint is agit's A_T
     assert main(["info", str(tmp_path / "run")]) == 0
-    assert "its domain B (input_b) is the source S" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "its domain B (input_b) is the source S" in out
+    assert "Files: `config.json` (every setting), `checkpoints/latest.pt`." in out  # no log, no samples: not listed
 
 
 @pytest.mark.parametrize("change, message", [

@@ -240,7 +240,9 @@ def test_info_and_readme_of_a_ci_run(ci_run, tiny_data, capsys):
                  f"`{tiny_data}`: trainA 8, trainB 8, testA 6, testB 6 images",
                  "finished (1 of 1 epochs done); planned 1 epochs × 2 iterations, batch 1",
                  "stage 2 from epoch 2 (after the last: resume with more --epochs)",
-                 "| seed | 0 |", f"agit {agit.__version__}, commit", "Not evaluated yet"):
+                 "| seed | 0 |", f"agit {agit.__version__}, commit", "Not evaluated yet",
+                 "Files: `config.json` (every setting), `log.jsonl` (losses per iteration, attention per epoch), "
+                 "`samples/` (input | attention | output per epoch), `checkpoints/latest.pt`."):
         assert text in info, text
     assert json.loads((ci_run / "provenance.json").read_text())["agit"] == agit.__version__
 
