@@ -165,6 +165,15 @@ def test_the_readme_commands_parse_and_show_the_defaults():
     assert commands <= seen, f"missing from the README: {commands - seen}"
 
 
+def test_every_module_is_in_the_module_map():
+    """agit/README.md's module table is where a reader looks first: a module missing from it is hidden."""
+    text = (Path(agit.__file__).parent / "README.md").read_text()
+    table = text.split("## The modules", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(\w+)\.py`", table))
+    modules = {p.stem for p in Path(agit.__file__).parent.glob("*.py")} - {"__init__", "__main__"}
+    assert modules <= named, f"not in agit/README.md's module map: {sorted(modules - named)}"
+
+
 # --------------------------------------------------------------------------- KID on your own folders
 
 
