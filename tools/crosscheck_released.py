@@ -16,8 +16,8 @@ mapping `agit import-tf` uses) and the same inputs go into both. Compared:
 * every loss term of one iteration in both stages;
 * one iteration of the released update order (`train()`'s four `sess.run`s: G_A, D_B, G_B, D_A,
   with its history pool) against agit's, parameter by parameter, in both stages; then 1, 10
-  and 100 iterations with and without the shared Adam step count (`adam_shared_counter`),
-  beside two controls: agit against itself with its weights moved by one ulp (how far rounding
+  and 100 iterations (3 draws of weights and images each) with and without the shared Adam
+  step count (`adam_shared_counter`), beside two controls: agit against itself with its weights moved by one ulp (how far rounding
   alone carries two trainings apart) and the released graph trained twice (TF's own noise);
 * 300-iteration trainings from the same weights on agit's synthetic pair at 4 seeds: what the
   trained models do to its test images (attention and change on the objects and on the
@@ -65,6 +65,7 @@ TOLERANCES = {
 SIZES = (256, 200)  # the paper's, and one other (multiple of 4, not a power of 2)
 ITER_SIZE = 32  # the 1/10/100-iteration runs: official networks on 32-px images (CPU minutes)
 ITERATIONS = (1, 10, 100)
+ITER_DRAWS = (0, 1, 2)  # draws of weights and images for each length: a spread, not one trajectory
 # trainings compared in distribution: official networks on agit's synthetic pair, 32 px (CPU minutes per seed)
 TRAINING = {"size": 32, "iterations": 300, "seeds": (0, 1, 2, 3), "n_train": 64, "n_test": 16}
 SECTIONS = ("outputs", "iterations", "training", "data", "checkpoint")
@@ -430,10 +431,10 @@ def compare_iterations(table, mods, overrides, size):
         for name, (ref, ours) in outputs_after(rel, model, s, t, stage_no).items():
             table.add(section, f"{name} after it", ref, ours, "output", tolerance=None)
         rel.sess.close()
-    for n in ITERATIONS:
-        section = f"{n} iteration{'s' * (n > 1)} {ITER_SIZE} px, stage 1"
+    for n, draw in ((n, draw) for n in ITERATIONS for draw in ITER_DRAWS):
+        section = f"{n} iteration{'s' * (n > 1)} {ITER_SIZE} px, stage 1, draw {draw}"
         t0 = time.time()
-        rel, models, (s, t) = train_both(mods, overrides, ITER_SIZE, n, 1, VARIANTS)
+        rel, models, (s, t) = train_both(mods, overrides, ITER_SIZE, n, 1, VARIANTS, seed=draw)
         for label, model in models.items():
             diffs = param_diffs(rel, model, 1)
             share = max(v[1] for k, v in diffs.items() if " " not in k)
@@ -444,8 +445,11 @@ def compare_iterations(table, mods, overrides, size):
         official = models["shared step count (official)"]
         for label in list(VARIANTS)[1:]:
             agit_against_itself(table, section, official, models[label], s, label)
-        again, _, _ = train_both(mods, overrides, ITER_SIZE, n, 1, {})
-        released_against_itself(table, section, rel, again, s, t, f"({time.time() - t0:.0f} s for this section)")
+        if draw == ITER_DRAWS[0]:  # TF's determinism, once per length
+            again, _, _ = train_both(mods, overrides, ITER_SIZE, n, 1, {}, seed=draw)
+            released_against_itself(table, section, rel, again, s, t, f"({time.time() - t0:.0f} s for this section)")
+        else:
+            rel.sess.close()
 
 
 def agit_against_itself(table, section, official, other, s, label):
@@ -666,7 +670,26 @@ def write_report(table, out: Path, meta: dict):
         tol = "--" if r["tolerance"] is None else f"{r['tolerance']:.1e}"
         lines.append(f"| {r['section']} | {r['what']} | {r['max_abs_diff']:.2e} | {r['mean_abs_diff']:.2e} | {tol} | "
                      f"{'yes' if r['ok'] else '**NO**'} | {r['note']} |")
-    (out / "crosscheck.md").write_text("\n".join(lines) + "\n")
+    (out / "crosscheck.md").write_text("\n".join(lines + iteration_summary(table.rows)) + "\n")
+
+
+def iteration_summary(rows) -> list[str]:
+    """The 1/10/100-iteration rows as one table: s' mean |diff| per comparison, mean +- std over the draws."""
+    cells = {}
+    for r in rows:
+        if ", draw " in r["section"] and r["what"].startswith("s' after them, "):
+            length = r["section"].split(" ", 1)[0]
+            cells.setdefault(r["what"].removeprefix("s' after them, "), {}).setdefault(length, []).append(r["mean_abs_diff"])
+    if not cells:
+        return []
+    lengths = list(next(iter(cells.values())))
+    lines = ["", "## s' after n iterations: mean |diff|, mean ± std over the draws", "",
+             "| compared | " + " | ".join(f"after {n}" for n in lengths) + " |", "|---|" + "---|" * len(lengths)]
+    for what, by_length in cells.items():
+        lines.append(f"| {what} | " + " | ".join(
+            f"{np.mean(v):.2g} ± {np.std(v, ddof=1):.1g} ({len(v)})" if len(v) > 1 else f"{v[0]:.2g} (1)"
+            for v in (by_length.get(n, [np.nan]) for n in lengths)) + " |")
+    return lines
 
 
 def main(argv=None) -> int:
