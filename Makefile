@@ -48,7 +48,7 @@ bench: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
-# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (~16 min on
+# The authors' released TF code beside `official` -> results/crosscheck/crosscheck.{md,json} (~23 min on
 # 2 cores); RELEASED: a local clone of theirs; SECTIONS="outputs data checkpoint" runs those parts only (~3 min)
 # (about 3 min; the iterations section is the long one). Installs TensorFlow first.
 crosscheck: $(STAMP)
