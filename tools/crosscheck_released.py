@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from agit import AGGAN, preset
+from agit.claims import verdict
 from agit.config import parse_override
 from agit.data import resize_square
 from agit.released import ROLES, is_network_variable, load_released, released_variables
@@ -214,6 +215,11 @@ def nhwc(x: torch.Tensor) -> np.ndarray:
     return x.detach().numpy().transpose(0, 2, 3, 1)
 
 
+def stage_of(cfg, stage_no: int):
+    """agit's Stage for the released code's stage 1 (epoch 0) or 2 (from switch_epoch)."""
+    return cfg.stage(0 if stage_no == 1 else cfg.switch_epoch)
+
+
 def agit_beside(rel: Released, overrides: dict, size: int, **extra) -> AGGAN:
     cfg = preset("official", size=size, ngf=rel.model.ngf, att_ngf=rel.model.ngf, ndf=rel.model.ndf,
                  **{**overrides, **extra})
@@ -267,7 +273,7 @@ def compare_outputs(table, rel, model, size, s, t, pool):
     """Every network output, stage 1 and stage 2, from one sess.run and agit's own functions."""
     g = rel.gan
     for stage_no in (1, 2):
-        stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
+        stage = stage_of(model.cfg, stage_no)
         fetch = {"s'": g.fake_images_b, "t'": g.fake_images_a, "F_ST(s)": g.masked_gen_ims[0],
                  "F_TS(t)": g.masked_gen_ims[1], "A_S(s)": g.masks[0], "A_T(t)": g.masks[1],
                  "A_S(t')": g.masks[2], "A_T(s')": g.masks[3], "s''": g.cycle_images_a, "t''": g.cycle_images_b,
@@ -307,7 +313,7 @@ def compare_outputs(table, rel, model, size, s, t, pool):
 def compare_losses(table, rel, model, size, s, t):
     g = rel.gan
     for stage_no in (1, 2):
-        stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
+        stage = stage_of(model.cfg, stage_no)
         fakes = rel.sess.run([g.fake_images_b, g.masks[0], g.fake_images_a, g.masks[1]], rel.feed(s, t, stage_no))
         # the pool returns the newest fake while it fills: D's terms on this iteration's fakes
         out = rel.sess.run(rel.terms, rel.feed(s, t, stage_no, pool_b=tuple(fakes[:2]), pool_a=tuple(fakes[2:])))
@@ -321,8 +327,7 @@ def compare_losses(table, rel, model, size, s, t):
 
 def param_diffs(rel: Released, model: AGGAN, stage_no: int) -> dict[str, tuple[float, float]]:
     """(max |released - agit|, share of elements > 1e-6 apart) per network after training both,
-    variable by variable (TF names,
-    agit.released's mapping), in three groups:
+    variable by variable (TF names, agit.released's mapping), in three groups:
 
     * the elements whose gradient (Adam's first moment, read from TF's slot) is at least 1e-3 of
       the largest in their variable;
@@ -356,7 +361,7 @@ def param_diffs(rel: Released, model: AGGAN, stage_no: int) -> dict[str, tuple[f
 def outputs_after(rel: Released, model: AGGAN, s, t, stage_no: int) -> dict[str, tuple]:
     """(released, agit) s', t' and D's scores of the real images: what the trained weights compute."""
     g = rel.gan
-    stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
+    stage = stage_of(model.cfg, stage_no)
     out = rel.sess.run([g.fake_images_b, g.fake_images_a, g.prob_real_a_is_real, g.prob_real_b_is_real],
                        rel.feed(s, t, stage_no))
     S, T = nchw(s), nchw(t)
@@ -398,7 +403,7 @@ def train_both(mods, overrides, size, iterations, stage_no, variants=None, seed=
         model = models[label] = agit_beside(rel, overrides, size, pool_size=pool_size, lr=LR, **fields)
         nudge(model, perturbation, seed)
         model.train()
-        stage = model.cfg.stage(0 if stage_no == 1 else model.cfg.switch_epoch)
+        stage = stage_of(model.cfg, stage_no)
         for att in model.attention_nets():  # as Trainer.set_epoch enters the stage
             att.requires_grad_(not stage.attention_frozen)
         steps.append((Updates(model, model.cfg, torch.device("cpu")), model.cfg, stage))
@@ -420,6 +425,21 @@ def nudge(model: AGGAN, perturbation: float, seed: int):
                 p.mul_(1 + perturbation * signs)
 
 
+def apart(deltas) -> tuple[float, float]:
+    """(max |difference|, share of the elements more than 1e-6 apart) of per-variable |differences|."""
+    deltas = [np.asarray(d) for d in deltas]
+    return max(float(d.max()) for d in deltas), sum(int((d > 1e-6).sum()) for d in deltas) / sum(d.size for d in deltas)
+
+
+def released_s_prime(rel: Released, s, t) -> np.ndarray:
+    return rel.sess.run(rel.gan.fake_images_b, rel.feed(s, t, 1))
+
+
+def agit_s_prime(model: AGGAN, s) -> np.ndarray:
+    with torch.no_grad():
+        return nhwc(model.translate(nchw(s), "s2t").image)
+
+
 def compare_iterations(table, mods, overrides, size):
     for stage_no in (1, 2):
         rel, models, (s, t) = train_both(mods, overrides, size, 1, stage_no)
@@ -435,13 +455,14 @@ def compare_iterations(table, mods, overrides, size):
         section = f"{n} iteration{'s' * (n > 1)} {ITER_SIZE} px, stage 1, draw {draw}"
         t0 = time.time()
         rel, models, (s, t) = train_both(mods, overrides, ITER_SIZE, n, 1, VARIANTS, seed=draw)
+        ref = released_s_prime(rel, s, t)
         for label, model in models.items():
             diffs = param_diffs(rel, model, 1)
             share = max(v[1] for k, v in diffs.items() if " " not in k)
             table.add(section, f"params, released vs agit {label}", max(v[0] for v in diffs.values()), 0.0, "param",
                       tolerance=None, note=f"up to {share:.2%} of a network's elements > 1e-6 apart")
-            ref, ours = outputs_after(rel, model, s, t, 1)["s'"]
-            table.add(section, f"s' after them, released vs agit {label}", ref, ours, "output", tolerance=None)
+            table.add(section, f"s' after them, released vs agit {label}", ref, agit_s_prime(model, s), "output",
+                      tolerance=None)
         official = models["shared step count (official)"]
         for label in list(VARIANTS)[1:]:
             agit_against_itself(table, section, official, models[label], s, label)
@@ -459,26 +480,22 @@ def agit_against_itself(table, section, official, other, s, label):
     released-vs-agit rows: if a rounding-sized change of the weights grows as much within the same
     library, the growth between the libraries is the GAN game amplifying rounding, not a difference.
     """
-    with torch.no_grad():
-        delta = [(pa - pb).abs() for pa, pb in zip(official.parameters(), other.parameters())]
-        ours, theirs = (m.translate(nchw(s), "s2t").image for m in (official, other))
-    share = sum(int((d > 1e-6).sum()) for d in delta) / sum(d.numel() for d in delta)
-    table.add(section, f"params, agit official vs agit {label}", max(float(d.max()) for d in delta), 0.0, "param",
-              tolerance=None, note=f"{share:.2%} of the elements > 1e-6 apart")
-    table.add(section, f"s' after them, agit official vs agit {label}", nhwc(ours), nhwc(theirs), "output",
-              tolerance=None)
+    worst, share = apart((pa - pb).detach().abs() for pa, pb in zip(official.parameters(), other.parameters()))
+    table.add(section, f"params, agit official vs agit {label}", worst, 0.0, "param", tolerance=None,
+              note=f"{share:.2%} of the elements > 1e-6 apart")
+    table.add(section, f"s' after them, agit official vs agit {label}", agit_s_prime(official, s),
+              agit_s_prime(other, s), "output", tolerance=None)
 
 
 def released_against_itself(table, section, rel, again, s, t, note):
     """The released graph trained twice, same seed, weights and images: TF's run-to-run noise
     (its thread pool may sum in another order)."""
     arrays, arrays_again = rel.network_arrays(), again.network_arrays()
-    delta = [np.abs(arrays[n] - arrays_again[n]) for n in arrays if is_network_variable(n)]
-    share = sum(int((d > 1e-6).sum()) for d in delta) / sum(d.size for d in delta)
-    table.add(section, "params, released vs released trained again", max(float(d.max()) for d in delta), 0.0,
-              "param", tolerance=None, note=f"{share:.2%} of the elements > 1e-6 apart {note}")
-    twice = [r.sess.run(r.gan.fake_images_b, r.feed(s, t, 1)) for r in (rel, again)]
-    table.add(section, "s' after them, released vs released trained again", *twice, "output", tolerance=None)
+    worst, share = apart(np.abs(arrays[n] - arrays_again[n]) for n in arrays if is_network_variable(n))
+    table.add(section, "params, released vs released trained again", worst, 0.0, "param", tolerance=None,
+              note=f"{share:.2%} of the elements > 1e-6 apart {note}")
+    table.add(section, "s' after them, released vs released trained again", released_s_prime(rel, s, t),
+              released_s_prime(again, s, t), "output", tolerance=None)
     for r in (rel, again):
         r.sess.close()
 
@@ -506,13 +523,12 @@ def compare_training(table, mods, overrides, tmp: Path):
         print(f"     training at seed {seed}: {time.time() - t0:.0f} s", flush=True)
     section = f"training {iterations} iterations {size} px, {len(seeds)} seeds"
     for name in per_seed["released"][0]:
-        theirs, ours = (np.array([r[name] for r in per_seed[k]]) for k in ("released", "official"))
-        spread = 2 * max(theirs.std(ddof=1), ours.std(ddof=1))
-        verdict = "less" if abs(ours.mean() - theirs.mean()) <= spread else "MORE"
+        theirs, ours = ([r[name] for r in per_seed[k]] for k in ("released", "official"))
+        v = verdict(ours, theirs, "lower", expect="equal")  # the claims' rule: equal within twice the larger std
         table.add(section, name, theirs, ours, "output", tolerance=None,
-                  note=f"released {theirs.mean():.3f} ± {theirs.std(ddof=1):.3f}, official {ours.mean():.3f} ± "
-                       f"{ours.std(ddof=1):.3f} (mean ± std over seeds): the means differ by {verdict} than twice "
-                       f"the larger std")
+                  note=f"released {v['other']:.3f} ± {v['other std']:.3f}, official {v['ours']:.3f} ± "
+                       f"{v['ours std']:.3f} (mean ± std over seeds): equality {v['verdict']} "
+                       f"(the claims' rule: the means within twice the larger std)")
 
 
 def synthetic_pair(tmp: Path, size: int) -> dict[str, np.ndarray]:
