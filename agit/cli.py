@@ -64,11 +64,12 @@ def cmd_train(args):
 
 def cmd_import_tf(args):
     from .import_tf import import_checkpoint
+    from .released import source_domain
 
     run = import_checkpoint(args.checkpoint, args.out, args.overwrite, args.swap_domains,
                             **dict(parse_override(kv) for kv in args.set))
-    source = "B (input_b)" if args.swap_domains else "A (input_a)"
-    print(f"imported {args.checkpoint} -> {run} (preset official; its domain {source} is the source, s2t its "
+    print(f"imported {args.checkpoint} -> {run} (preset official; its domain {source_domain(args.swap_domains)} is "
+          f"the source, s2t its "
           f"{'B->A' if args.swap_domains else 'A->B'} generator; agit translate / evaluate / info work on it)")
 
 

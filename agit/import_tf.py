@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import preset
-from .released import is_network_variable, load_released
+from .released import is_network_variable, load_released, source_domain
 from .run import Run, RunExists
 
 
@@ -82,7 +82,8 @@ def write_imported_run(arrays: Mapping[str, np.ndarray], out: str | Path, source
                          "epoch": epochs if epochs is not None else cfg.epochs, "step": 0})
     run.write_provenance({**provenance(), "imported_from": {
         "checkpoint": source, "format": "TensorFlow 1 checkpoint (V2) of the authors' released code",
-        "epochs_trained": epochs, "source_domain": "B (input_b)" if swap else "A (input_a)", "variables": len([k for k in arrays if is_network_variable(k)]),
+        "epochs_trained": epochs, "source_domain": source_domain(swap),
+        "variables": len([k for k in arrays if is_network_variable(k)]),
         "imported": time.strftime("%Y-%m-%d %H:%M:%S %Z")}})
     return run
 

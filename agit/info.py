@@ -18,6 +18,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, preset, schedule_text
 from .data import SPLIT_FOLDERS, DataError, list_images
+from .released import source_domain
 from .run import Run
 
 # metrics.json keys in words (agit.metrics has their definitions).
@@ -134,7 +135,7 @@ def _imported(source: dict) -> str:
     epochs = source.get("epochs_trained")
     return (f"| weights | imported from `{source['checkpoint']}` ({source['format']}"
             + (f", {epochs} epochs" if epochs is not None else "")
-            + f"); its domain {source.get('source_domain', 'A (input_a)')} is the source S |")
+            + f"); its domain {source.get('source_domain', source_domain(False))} is the source S |")
 
 
 def run_summary(run) -> str:

@@ -3,9 +3,10 @@
 The released graph (`model.py` of the authors' repository) names each variable after the
 scopes it was built in, e.g. ``Model/g_A/r3/c1/Conv/weights``: `g_A`/`g_B` are the
 generators F_ST/F_TS, `g_A_ae`/`g_B_ae` the attention nets A_S/A_T, `d_A`/`d_B` the
-discriminators D_S/D_T (domain A is the source S, or with `swap` domain B: `SWAPPED`); under each, the layer scopes of
-`model.py` (`c1`…, `r1`…), then `tf.contrib.layers`' own `Conv` (`Conv2d_transpose` for
-transposed convs) holding `weights`/`biases`, or `instance_norm` holding `scale`/`offset`.
+discriminators D_S/D_T (domain A is the source S; with `swap`, domain B: `SWAPPED`); under
+each, the layer scopes of `model.py` (`c1`…, `r1`…), then `tf.contrib.layers`' own `Conv`
+(`Conv2d_transpose` for transposed convs) holding `weights`/`biases`, or `instance_norm`
+holding `scale`/`offset`.
 
 TF stores a conv kernel as (height, width, in, out), a transposed one as (height, width,
 out, in); PyTorch as (out, in, h, w) and (in, out, h, w): one transpose serves both.
@@ -32,6 +33,11 @@ ROLES = {"g_A": "gen_s2t", "g_B": "gen_t2s", "g_A_ae": "att_s", "g_B_ae": "att_t
 # trained with input_a = zebra (their Trained_models/README.md), so its B->A generator is horse->zebra
 SWAPPED = {"g_A": "gen_t2s", "g_B": "gen_s2t", "g_A_ae": "att_t", "g_B_ae": "att_s", "d_A": "dis_t", "d_B": "dis_s"}
 NOT_NETWORK = ("/Adam", "beta1_power", "beta2_power", "global_step")
+
+
+def source_domain(swap: bool) -> str:
+    """Which of the checkpoint's domains is agit's source S, in words (provenance, info, messages)."""
+    return "B (input_b)" if swap else "A (input_a)"
 
 
 class ReleasedCheckpointError(ValueError):
