@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from agit import AGGAN, preset
-from agit.claims import verdict
+from agit.claims import REPRODUCED, verdict
 from agit.config import parse_override
 from agit.data import resize_square
 from agit.released import ROLES, is_network_variable, load_released, released_variables
@@ -527,8 +527,8 @@ def compare_training(table, mods, overrides, tmp: Path):
         v = verdict(ours, theirs, "lower", expect="equal")  # the claims' rule: equal within twice the larger std
         table.add(section, name, theirs, ours, "output", tolerance=None,
                   note=f"released {v['other']:.3f} ± {v['other std']:.3f}, official {v['ours']:.3f} ± "
-                       f"{v['ours std']:.3f} (mean ± std over seeds): equality {v['verdict']} "
-                       f"(the claims' rule: the means within twice the larger std)")
+                       f"{v['ours std']:.3f} (mean ± std over seeds): the means differ by "
+                       f"{'less' if v['verdict'] == REPRODUCED else 'MORE'} than twice the larger std")
 
 
 def synthetic_pair(tmp: Path, size: int) -> dict[str, np.ndarray]:
